@@ -1,0 +1,5 @@
+// The one translation unit that compiles Asio and Beast (BOOST_*_SEPARATE_COMPILATION):
+// every other file includes only their declarations, which keeps 2-core builds fast.
+#include <boost/asio/impl/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>
+#include <boost/beast/src.hpp>

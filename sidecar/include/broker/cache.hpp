@@ -1,0 +1,99 @@
+#pragma once
+// The token cache: one entry per (identity, resource), each with its own refresh loop.
+// Single flight: at most one upstream call per entry at a time; every waiter shares the result.
+// Runs on one thread (the broker's io_context), so it needs no locks.
+
+#include "broker/clock.hpp"
+#include "broker/metrics.hpp"
+#include "broker/retry.hpp"
+#include "broker/source.hpp"
+#include "broker/token.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace broker {
+
+struct CacheOptions {
+  RetryPolicy retry;
+  std::chrono::milliseconds attempt_timeout{10'000};
+  std::chrono::seconds error_ttl{5};  ///< how long a fail-fast upstream error is remembered
+  int upstream_concurrency = 4;
+  std::size_t max_entries = 256;
+};
+
+/// Why no token can be served: becomes an HTTP error for the caller.
+struct ServeError {
+  unsigned status = 503;
+  std::string error;
+  std::string description;
+  std::chrono::seconds retry_after{0};  ///< 0: no Retry-After header
+};
+
+using TokenPtr = std::shared_ptr<const Token>;
+using GetResult = std::variant<TokenPtr, ServeError>;
+
+class TokenCache {
+ public:
+  TokenCache(boost::asio::any_io_executor executor, Source& source, const Clock& clock,
+             Jitter jitter, CacheOptions options, Metrics& metrics);
+  ~TokenCache();
+  TokenCache(const TokenCache&) = delete;
+  TokenCache& operator=(const TokenCache&) = delete;
+
+  /// A token with at least `min_validity` left, waiting for an upstream call until `deadline`.
+  boost::asio::awaitable<GetResult> get(TokenKey key, std::chrono::seconds min_validity,
+                                        SteadyTime deadline);
+
+  /// Marks `key` as needed from the start and starts fetching it.
+  void prefetch(const TokenKey& key);
+
+  struct Status {
+    TokenKey key;
+    bool prefetched = false;
+    bool held = false;
+    std::chrono::seconds time_left{0};
+    std::string last_error;  ///< empty when the last upstream call succeeded
+  };
+  std::vector<Status> status() const;
+
+  /// Held tokens' time left, for /metrics.
+  std::vector<Metrics::Expiry> expiries() const;
+
+  /// Cancels every timer and waiter; the entries' loops end.
+  void stop();
+
+ private:
+  struct Entry;
+
+  Entry* find_or_create(const TokenKey& key);
+  void start(Entry& entry);
+  boost::asio::awaitable<void> run(Entry& entry);
+  boost::asio::awaitable<void> acquire_slot();
+  void release_slot();
+  void notify(Entry& entry);
+  bool wanted(const Entry& entry) const;
+  ServeError fail_fast_error(const Entry& entry, SteadyTime now) const;
+  ServeError timeout_error(const Entry& entry, SteadyTime now) const;
+
+  boost::asio::any_io_executor executor_;
+  Source& source_;
+  const Clock& clock_;
+  Jitter jitter_;
+  CacheOptions options_;
+  Metrics& metrics_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  int slots_in_use_ = 0;
+  std::deque<boost::asio::steady_timer*> slot_waiters_;
+  bool stopped_ = false;
+};
+
+}  // namespace broker

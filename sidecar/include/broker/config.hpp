@@ -1,0 +1,59 @@
+#pragma once
+// Command line and environment (TOKEN_BROKER_<FLAG>) → Config. Pure: the environment is passed
+// in, nothing is read or opened here. Flags win over the environment.
+
+#include "broker/retry.hpp"
+#include "broker/token.hpp"
+#include "tb/log.hpp"
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace broker {
+
+struct Config {
+  std::string source = "imds";  ///< resolved: "auto" is decided during parsing
+  std::string source_reason;    ///< why this source (for the start-up log line)
+  std::string imds_endpoint = "http://169.254.169.254";
+  std::string socket_path = "/var/run/token-broker/broker.sock";
+  mode_t socket_mode = 0660;
+  bool admin_enabled = true;
+  std::string admin_host = "0.0.0.0";
+  std::uint16_t admin_port = 8081;
+  std::vector<std::string> prefetch;
+  Identity default_identity;
+  std::chrono::seconds min_validity{60};
+  std::chrono::milliseconds request_timeout{10'000};
+  std::chrono::milliseconds upstream_timeout{10'000};
+  int upstream_concurrency = 4;
+  RetryPolicy retry;
+  std::chrono::seconds error_ttl{5};
+  std::chrono::seconds shutdown_grace{10};
+  std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds header_timeout{10};
+  std::size_t max_connections = 1024;
+  tb::log::Format log_format = tb::log::Format::json;
+  spdlog::level::level_enum log_level = spdlog::level::info;
+};
+
+struct ParseOutcome {
+  std::optional<Config> config;
+  std::string error;  ///< one line naming the flag and the reason
+  bool help = false;
+  bool version = false;
+};
+
+using Getenv = std::function<std::optional<std::string>(const std::string& name)>;
+
+/// `args` excludes the program name.
+ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& getenv);
+
+/// The --help text: every flag, its environment variable and its default.
+std::string usage();
+
+}  // namespace broker

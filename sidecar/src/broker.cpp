@@ -1,0 +1,341 @@
+#include "broker/broker.hpp"
+
+#include "broker/api.hpp"
+#include "broker/cache.hpp"
+#include "broker/http_server.hpp"
+#include "broker/imds.hpp"
+#include "broker/refresh.hpp"
+#include "tb/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace broker {
+
+namespace asio = boost::asio;
+using local = asio::local::stream_protocol;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+/// Tokens are served to many connections: allow as many descriptors as the hard limit permits.
+void raise_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+/// True when something accepts connections on the Unix socket at `path`.
+bool socket_in_use(const std::string& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  const bool in_use =
+      ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0;
+  ::close(fd);
+  return in_use;
+}
+
+/// Binds the token socket: replaces a stale socket file, refuses one that is served, and never
+/// lets the file exist with wider permissions than `mode`.
+local::acceptor bind_socket(asio::io_context& io, const std::string& path, mode_t mode) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) == 0) {
+    if (!S_ISSOCK(info.st_mode)) {
+      throw StartupError("--socket " + path +
+                         " exists and is not a socket; remove it or choose another path");
+    }
+    if (socket_in_use(path)) {
+      throw StartupError("--socket " + path +
+                         " is in use by another process (is another token-broker running?)");
+    }
+    ::unlink(path.c_str());
+  }
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent)) {
+    throw StartupError("--socket " + path + ": directory " + parent.string() +
+                       " does not exist; create it (in Kubernetes: an emptyDir volume)");
+  }
+  local::acceptor acceptor(io);
+  boost::system::error_code ec;
+  acceptor.open(local(), ec);
+  const mode_t old_umask = ::umask(static_cast<mode_t>(~mode & 0777));
+  if (!ec) acceptor.bind(local::endpoint(path), ec);
+  ::umask(old_umask);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw StartupError("--socket " + path + ": cannot listen: " + ec.message());
+  if (::chmod(path.c_str(), mode) != 0) {
+    throw StartupError("--socket " + path + ": cannot set its mode: " + std::strerror(errno));
+  }
+  return acceptor;
+}
+
+tcp::acceptor bind_tcp(asio::io_context& io, const std::string& host, std::uint16_t port) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(host, ec);
+  if (ec) throw StartupError("--admin-listen: '" + host + "' is not an IP address");
+  tcp::acceptor acceptor(io);
+  tcp::endpoint endpoint(address, port);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw StartupError("--admin-listen " + host + ":" + std::to_string(port) +
+                       ": cannot listen: " + ec.message());
+  }
+  return acceptor;
+}
+
+std::string route_label(std::string_view path) {
+  for (std::string_view known : {kTokenRoute, kImdsRoute, std::string_view("/healthz"),
+                                 std::string_view("/readyz"), std::string_view("/metrics")}) {
+    if (path == known) return std::string(known);
+  }
+  return "other";
+}
+
+}  // namespace
+
+struct Broker::Impl {
+  explicit Impl(Config c)
+      : config(std::move(c)),
+        source(make_source()),
+        cache(io.get_executor(), *source, clock, random_jitter(),
+              CacheOptions{config.retry, config.upstream_timeout, config.error_ttl,
+                           config.upstream_concurrency, 256},
+              metrics),
+        api{config.default_identity, config.min_validity, config.request_timeout},
+        limits{8 * 1024, config.header_timeout, config.idle_timeout, config.max_connections},
+        signals(io, SIGTERM, SIGINT) {}
+
+  std::unique_ptr<Source> make_source() {
+    try {
+      return std::make_unique<ImdsSource>(config.imds_endpoint, clock);
+    } catch (const std::invalid_argument& e) {
+      throw StartupError("--imds-endpoint " + config.imds_endpoint + " " + e.what());
+    }
+  }
+
+  json readiness(bool& ready) const {
+    ready = true;
+    json missing = json::array();
+    json tokens = json::array();
+    for (const auto& status : cache.status()) {
+      const bool ok = status.held && status.time_left > config.min_validity;
+      if (status.prefetched && !ok) {
+        ready = false;
+        missing.push_back(status.key.resource);
+      }
+      json item = {{"resource", status.key.resource},
+                   {"identity", to_string(status.key.identity)},
+                   {"held", status.held},
+                   {"prefetched", status.prefetched}};
+      if (status.held) item["expires_in"] = status.time_left.count();
+      if (!status.last_error.empty()) item["last_error"] = status.last_error;
+      tokens.push_back(std::move(item));
+    }
+    return {{"status", ready ? "ready" : "not_ready"},
+            {"source", source->name()},
+            {"missing", std::move(missing)},
+            {"tokens", std::move(tokens)}};
+  }
+
+  /// Routes shared by both listeners; nullopt when the route is not one of them.
+  std::optional<Response> common_route(const Request& request, std::string_view path) {
+    if (path == "/healthz") return make_response(request, http::status::ok, R"({"status":"ok"})");
+    if (path == "/readyz") {
+      bool ready = false;
+      auto body = readiness(ready).dump();
+      return make_response(request, ready ? http::status::ok : http::status::service_unavailable,
+                           std::move(body));
+    }
+    return std::nullopt;
+  }
+
+  Response method_not_allowed(const Request& request) {
+    auto response = make_error(
+        request, ServeError{405, "method_not_allowed", "only GET is allowed on this route", 0s});
+    response.set(http::field::allow, "GET");
+    return response;
+  }
+
+  asio::awaitable<Response> handle_token(const Request& request) {
+    auto parsed = parse_token_request(request, api);
+    if (auto* error = std::get_if<ServeError>(&parsed)) co_return make_error(request, *error);
+    auto& query = std::get<TokenQuery>(parsed);
+    const auto start = clock.steady_now();
+    auto result = co_await cache.get(query.key, query.min_validity, start + query.wait);
+    if (auto* token = std::get_if<TokenPtr>(&result)) {
+      co_return make_response(request, http::status::ok,
+                              token_body(**token, query, clock.steady_now()));
+    }
+    const auto& error = std::get<ServeError>(result);
+    tb::log::info("token request not served",
+                  {{"resource", query.key.resource},
+                   {"identity", to_string(query.key.identity)},
+                   {"status", error.status},
+                   {"error", error.error},
+                   {"description", error.description},
+                   {"waited_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     clock.steady_now() - start)
+                                     .count()}});
+    co_return make_error(request, error);
+  }
+
+  asio::awaitable<Response> handle_socket(const Request& request) {
+    const auto path = target_path(request.target());
+    Response response;
+    if (path == kTokenRoute || path == kImdsRoute) {
+      // (No co_await inside ?: — GCC 12 miscompiles that.)
+      if (request.method() == http::verb::get) {
+        response = co_await handle_token(request);
+      } else {
+        response = method_not_allowed(request);
+      }
+    } else if (auto common = common_route(request, path)) {
+      response =
+          request.method() == http::verb::get ? std::move(*common) : method_not_allowed(request);
+    } else {
+      response = make_error(request, ServeError{404, "not_found",
+                                                "no such route; token requests go to "
+                                                "/v1/token?resource=…",
+                                                0s});
+    }
+    metrics.request(route_label(path), response.result_int());
+    co_return response;
+  }
+
+  asio::awaitable<Response> handle_admin(const Request& request) {
+    const auto path = target_path(request.target());
+    Response response;
+    if (request.method() != http::verb::get) {
+      response = method_not_allowed(request);
+    } else if (auto common = common_route(request, path)) {
+      response = std::move(*common);
+    } else if (path == "/metrics") {
+      response = make_response(request, http::status::ok, metrics.render(cache.expiries()));
+      response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+      response = make_error(request, ServeError{404, "not_found",
+                                                "the admin listener serves /healthz, /readyz and "
+                                                "/metrics only (tokens: the Unix socket)",
+                                                0s});
+    }
+    co_return response;
+  }
+
+  void listen() {
+    raise_file_limit();
+    socket_server.emplace(
+        bind_socket(io, config.socket_path, config.socket_mode),
+        [this](const Request& r) { return handle_socket(r); }, limits, &metrics);
+    socket_bound = true;
+    if (config.admin_enabled) {
+      admin_server.emplace(
+          bind_tcp(io, config.admin_host, config.admin_port),
+          [this](const Request& r) { return handle_admin(r); }, limits, nullptr);
+    }
+  }
+
+  asio::awaitable<void> shutdown_when_signalled() {
+    auto [ec, signal] = co_await signals.async_wait(use_nothrow);
+    if (ec) co_return;
+    tb::log::info("shutting down", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
+                                    {"grace_s", config.shutdown_grace.count()}});
+    socket_server->drain();
+    if (admin_server) admin_server->drain();
+    // Requests in flight (including ones waiting for an upstream call) may finish.
+    const auto give_up = clock.steady_now() + config.shutdown_grace;
+    asio::steady_timer tick(io);
+    while (socket_server->connections() + (admin_server ? admin_server->connections() : 0) > 0 &&
+           clock.steady_now() < give_up) {
+      tick.expires_after(20ms);
+      co_await tick.async_wait(use_nothrow);
+    }
+    cache.stop();
+    remove_socket();
+    io.stop();
+  }
+
+  void remove_socket() {
+    if (socket_bound) {
+      ::unlink(config.socket_path.c_str());
+      socket_bound = false;
+    }
+  }
+
+  Config config;
+  asio::io_context io{1};
+  RealClock clock;
+  Metrics metrics;
+  std::unique_ptr<Source> source;
+  TokenCache cache;
+  ApiOptions api;
+  ServerLimits limits;
+  asio::signal_set signals;
+  std::optional<HttpServer<local>> socket_server;
+  std::optional<HttpServer<tcp>> admin_server;
+  bool socket_bound = false;
+};
+
+Broker::Broker(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {
+  impl_->listen();
+}
+
+Broker::~Broker() {
+  if (impl_) impl_->remove_socket();
+}
+
+int Broker::run() {
+  auto& impl = *impl_;
+  const auto& config = impl.config;
+  impl.socket_server->start();
+  if (impl.admin_server) impl.admin_server->start();
+  asio::co_spawn(impl.io, impl.shutdown_when_signalled(), asio::detached);
+  for (const auto& resource : config.prefetch) {
+    impl.cache.prefetch(TokenKey{config.default_identity, resource});
+  }
+  json prefetch = config.prefetch;
+  tb::log::info(
+      "token-broker started",
+      {{"source", impl.source->name()},
+       {"source_reason", config.source_reason},
+       {"upstream", impl.source->describe()},
+       {"socket", config.socket_path},
+       {"admin",
+        config.admin_enabled ? config.admin_host + ":" + std::to_string(config.admin_port) : "off"},
+       {"prefetch", prefetch},
+       {"default_identity", to_string(config.default_identity)},
+       {"min_validity_s", config.min_validity.count()}});
+  impl.io.run();
+  impl.remove_socket();
+  tb::log::info("token-broker stopped");
+  return 0;
+}
+
+}  // namespace broker

@@ -1,0 +1,329 @@
+#include "broker/cache.hpp"
+
+#include "broker/refresh.hpp"
+#include "tb/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+
+namespace broker {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+std::chrono::seconds ceil_seconds(std::chrono::steady_clock::duration d) {
+  return std::max(1s, std::chrono::ceil<std::chrono::seconds>(d));
+}
+
+std::string describe(const FetchError& error) {
+  std::string out;
+  if (error.status != 0) out = "HTTP " + std::to_string(error.status) + " ";
+  out += error.error;
+  if (!error.description.empty()) out += ": " + error.description;
+  return out;
+}
+
+double seconds_between(SteadyTime from, SteadyTime to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+}  // namespace
+
+struct TokenCache::Entry {
+  Entry(asio::any_io_executor executor, TokenKey k)
+      : key(std::move(k)), wake(std::move(executor)) {}
+
+  enum class State { idle, fetching, waiting_refresh, backing_off };
+
+  TokenKey key;
+  TokenPtr token;
+  std::optional<FetchError> last_error;
+  SteadyTime fail_fast_until{};  ///< a fail-fast error is answered from memory until then
+  SteadyTime next_attempt_at{};  ///< when the loop calls the upstream again
+  SteadyTime refresh_at{};       ///< serving after this while refreshes fail counts as stale
+  State state = State::idle;
+  bool prefetch = false;
+  int failures = 0;
+  asio::steady_timer wake;
+  std::vector<asio::steady_timer*> waiters;
+};
+
+TokenCache::TokenCache(asio::any_io_executor executor, Source& source, const Clock& clock,
+                       Jitter jitter, CacheOptions options, Metrics& metrics)
+    : executor_(std::move(executor)),
+      source_(source),
+      clock_(clock),
+      jitter_(std::move(jitter)),
+      options_(options),
+      metrics_(metrics) {}
+
+TokenCache::~TokenCache() = default;
+
+TokenCache::Entry* TokenCache::find_or_create(const TokenKey& key) {
+  auto flat = key.flat();
+  if (auto it = entries_.find(flat); it != entries_.end()) return it->second.get();
+  if (entries_.size() >= options_.max_entries) return nullptr;
+  auto [it, inserted] = entries_.emplace(std::move(flat), std::make_unique<Entry>(executor_, key));
+  return it->second.get();
+}
+
+void TokenCache::prefetch(const TokenKey& key) {
+  if (Entry* entry = find_or_create(key)) {
+    entry->prefetch = true;
+    if (entry->state == Entry::State::idle) start(*entry);
+  }
+}
+
+void TokenCache::start(Entry& entry) {
+  entry.state = Entry::State::fetching;
+  // Post, don't dispatch: co_spawn would run the loop inline up to its first suspension, and a
+  // source that answers without suspending would then notify before the caller (get) has
+  // registered as a waiter, leaving it asleep until its deadline.
+  asio::post(executor_, [this, &entry] { asio::co_spawn(executor_, run(entry), asio::detached); });
+}
+
+asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds min_validity,
+                                           SteadyTime deadline) {
+  Entry* entry = find_or_create(key);
+  if (entry == nullptr) {
+    co_return ServeError{503, "too_many_tokens",
+                         "the broker already holds " + std::to_string(options_.max_entries) +
+                             " distinct tokens; ask for fewer distinct resources/identities",
+                         30s};
+  }
+  bool waited = false;
+  for (;;) {
+    const auto now = clock_.steady_now();
+    if (entry->token && usable(*entry->token, now, min_validity)) {
+      if (waited) {
+        metrics_.cache_wait();
+      } else {
+        metrics_.cache_hit();
+      }
+      if (entry->failures > 0 && now >= entry->refresh_at) metrics_.stale_serve();
+      co_return entry->token;
+    }
+    if (stopped_) co_return ServeError{503, "shutting_down", "token-broker is shutting down", 1s};
+    if (entry->last_error && now < entry->fail_fast_until) co_return fail_fast_error(*entry, now);
+    if (entry->state == Entry::State::idle) {
+      start(*entry);
+    } else if (entry->state == Entry::State::waiting_refresh &&
+               now - entry->token->acquired_at >= options_.retry.base) {
+      // The held token is too short for this caller: refresh now rather than at the scheduled
+      // time. Not while backing off, and not for a brand-new token, so callers cannot make the
+      // broker hammer the upstream.
+      entry->wake.cancel();
+    }
+    if (now >= deadline) co_return timeout_error(*entry, now);
+
+    asio::steady_timer timer(executor_, deadline - now);
+    entry->waiters.push_back(&timer);
+    co_await timer.async_wait(use_nothrow);
+    std::erase(entry->waiters, &timer);
+    waited = true;
+  }
+}
+
+bool TokenCache::wanted(const Entry& entry) const {
+  return !stopped_ && (entry.prefetch || entry.token || !entry.waiters.empty());
+}
+
+asio::awaitable<void> TokenCache::run(Entry& entry) {
+  while (!stopped_) {
+    entry.state = Entry::State::fetching;
+    co_await acquire_slot();
+    if (stopped_) {
+      release_slot();
+      break;
+    }
+    const auto started = clock_.steady_now();
+    FetchResult result = co_await source_.fetch(entry.key, options_.attempt_timeout);
+    release_slot();
+    if (stopped_) break;
+    const auto now = clock_.steady_now();
+    const double took = seconds_between(started, now);
+    json fields = {{"resource", entry.key.resource},
+                   {"identity", to_string(entry.key.identity)},
+                   {"source", source_.name()},
+                   {"duration_ms", static_cast<std::int64_t>(took * 1000)}};
+
+    std::chrono::milliseconds delay{};
+    if (auto* fresh = std::get_if<UpstreamToken>(&result)) {
+      if (entry.token && !is_newer(*fresh, *entry.token)) {
+        // The upstream handed back the token we hold (or an older one): keep ours and back off
+        // so that an upstream cache cannot drive us into a hot loop.
+        ++entry.failures;
+        metrics_.upstream("not_newer", took);
+        metrics_.refresh_failure();
+        entry.last_error = FetchError{200, "not_newer",
+                                      "upstream returned a token that expires no later than the "
+                                      "one held",
+                                      std::nullopt};
+        delay = backoff_delay(entry.failures, options_.retry, jitter_());
+        entry.state = Entry::State::backing_off;
+        fields["token_sha256"] = tb::log::fingerprint(fresh->access_token);
+        fields["retry_in_ms"] = delay.count();
+        tb::log::warn("upstream returned no newer token; keeping the held one", fields);
+      } else {
+        auto token = std::make_shared<Token>();
+        token->expires_at = now + fresh->expires_in;
+        token->acquired_at = now;
+        token->fingerprint = tb::log::fingerprint(fresh->access_token);
+        token->upstream = std::move(*fresh);
+        delay = refresh_delay(token->upstream.expires_in, token->upstream.refresh_in, jitter_());
+        fields["token_sha256"] = token->fingerprint;
+        fields["expires_on"] = token->upstream.expires_on;
+        fields["expires_in"] = token->upstream.expires_in.count();
+        fields["refresh_in_s"] = std::chrono::duration_cast<std::chrono::seconds>(delay).count();
+        fields["renewal"] = static_cast<bool>(entry.token);
+        entry.token = std::move(token);
+        entry.failures = 0;
+        entry.last_error.reset();
+        entry.fail_fast_until = {};
+        entry.refresh_at = now + delay;
+        entry.state = Entry::State::waiting_refresh;
+        metrics_.upstream("ok", took);
+        tb::log::info("token acquired", fields);
+      }
+    } else {
+      auto& error = std::get<FetchError>(result);
+      ++entry.failures;
+      metrics_.upstream(error.status == 0 ? error.error : "http_" + std::to_string(error.status),
+                        took);
+      if (entry.token) metrics_.refresh_failure();
+      const bool fail_fast = classify(error.status) == Retry::fail_fast;
+      delay = next_attempt_delay(entry.failures, options_.retry, jitter_(), error);
+      if (fail_fast) {
+        entry.fail_fast_until = now + options_.error_ttl;
+        delay = std::max<std::chrono::milliseconds>(delay, options_.error_ttl);
+      }
+      fields["status"] = error.status;
+      fields["error"] = error.error;
+      fields["description"] = error.description;
+      fields["attempt"] = entry.failures;
+      fields["retry_in_ms"] = delay.count();
+      fields["fail_fast"] = fail_fast;
+      fields["holding_token"] = static_cast<bool>(entry.token);
+      tb::log::warn("upstream call failed", fields);
+      entry.last_error = std::move(error);
+      entry.state = Entry::State::backing_off;
+      if (fail_fast && !entry.token && !entry.prefetch) {
+        // Nobody is served by trying again soon: the waiters get this error now.
+        entry.next_attempt_at = now;
+        entry.state = Entry::State::idle;
+        notify(entry);
+        co_return;
+      }
+    }
+    entry.next_attempt_at = now + delay;
+    notify(entry);
+    if (!wanted(entry)) break;
+    entry.wake.expires_after(delay);
+    co_await entry.wake.async_wait(use_nothrow);
+    // Woken early (a caller needs a longer-lived token) or on time: either way, fetch again,
+    // unless nobody needs this entry any more.
+    if (!wanted(entry)) break;
+  }
+  entry.state = Entry::State::idle;
+}
+
+asio::awaitable<void> TokenCache::acquire_slot() {
+  while (slots_in_use_ >= options_.upstream_concurrency && !stopped_) {
+    asio::steady_timer timer(executor_, asio::steady_timer::time_point::max());
+    slot_waiters_.push_back(&timer);
+    co_await timer.async_wait(use_nothrow);
+    std::erase(slot_waiters_, &timer);
+  }
+  ++slots_in_use_;
+}
+
+void TokenCache::release_slot() {
+  --slots_in_use_;
+  // Hand the slot to one waiter and take it off the queue, so that a second release before it
+  // runs wakes the next waiter instead of cancelling the same timer twice.
+  if (!slot_waiters_.empty()) {
+    slot_waiters_.front()->cancel();
+    slot_waiters_.pop_front();
+  }
+}
+
+void TokenCache::notify(Entry& entry) {
+  for (auto* waiter : entry.waiters) waiter->cancel();
+}
+
+ServeError TokenCache::fail_fast_error(const Entry& entry, SteadyTime now) const {
+  const auto& error = *entry.last_error;
+  // The upstream refused the request itself: pass that on so the caller does not retry blindly.
+  unsigned status = 503;
+  if (error.status == 400) status = 400;
+  if (error.status == 401 || error.status == 403) status = 403;
+  return ServeError{status, "upstream_rejected",
+                    "upstream (" + std::string(source_.name()) +
+                        ") refused the token request for " + entry.key.resource + " (" +
+                        to_string(entry.key.identity) + "): " + describe(error) +
+                        "; check the resource and identity",
+                    ceil_seconds(entry.fail_fast_until - now)};
+}
+
+ServeError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
+  std::string why;
+  if (entry.last_error) {
+    why = "last upstream attempt failed: " + describe(*entry.last_error);
+  } else {
+    why = "the upstream call is still in progress";
+  }
+  auto retry_after = entry.next_attempt_at > now ? ceil_seconds(entry.next_attempt_at - now) : 1s;
+  std::string held;
+  if (entry.token) {
+    held = "; the held token has " + std::to_string(time_left(*entry.token, now).count()) +
+           " s left, less than the caller needs";
+  }
+  return ServeError{503, "token_unavailable",
+                    "no valid token for " + entry.key.resource + " (" +
+                        to_string(entry.key.identity) + ") in time: " + why + held,
+                    retry_after};
+}
+
+std::vector<TokenCache::Status> TokenCache::status() const {
+  std::vector<Status> out;
+  const auto now = clock_.steady_now();
+  for (const auto& [flat, entry] : entries_) {
+    Status status{entry->key, entry->prefetch, static_cast<bool>(entry->token), 0s, {}};
+    if (entry->token) status.time_left = time_left(*entry->token, now);
+    if (entry->last_error) status.last_error = describe(*entry->last_error);
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+std::vector<Metrics::Expiry> TokenCache::expiries() const {
+  std::vector<Metrics::Expiry> out;
+  const auto now = clock_.steady_now();
+  for (const auto& [flat, entry] : entries_) {
+    if (!entry->token) continue;
+    out.push_back({entry->key.resource, to_string(entry->key.identity),
+                   std::chrono::duration<double>(entry->token->expires_at - now).count()});
+  }
+  return out;
+}
+
+void TokenCache::stop() {
+  stopped_ = true;
+  for (auto& [flat, entry] : entries_) {
+    entry->wake.cancel();
+    notify(*entry);
+  }
+  for (auto* waiter : slot_waiters_) waiter->cancel();
+}
+
+}  // namespace broker

@@ -1,0 +1,284 @@
+#include "broker/config.hpp"
+
+#include <fmt/format.h>
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <charconv>
+
+namespace broker {
+namespace {
+
+using Setter = std::function<std::optional<std::string>(Config&, const std::string&)>;
+
+struct Flag {
+  std::string name;  // without the leading dashes
+  std::string value_name;
+  std::string help;
+  Setter set;
+};
+
+std::string env_name(const std::string& flag) {
+  std::string out = "TOKEN_BROKER_";
+  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return out;
+}
+
+std::optional<std::int64_t> to_int(const std::string& text) {
+  std::int64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+Setter int_range(std::int64_t low, std::int64_t high,
+                 std::function<void(Config&, std::int64_t)> set) {
+  return [=](Config& config, const std::string& value) -> std::optional<std::string> {
+    auto parsed = to_int(value);
+    if (!parsed || *parsed < low || *parsed > high) {
+      return fmt::format("must be a whole number from {} to {}, got '{}'", low, high, value);
+    }
+    set(config, *parsed);
+    return std::nullopt;
+  };
+}
+
+std::optional<std::string> parse_host_port(const std::string& value, std::string& host,
+                                           std::uint16_t& port) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "must be HOST:PORT, e.g. 0.0.0.0:8081";
+  host = value.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  auto parsed = to_int(value.substr(colon + 1));
+  if (!parsed || *parsed < 0 || *parsed > 65535) return "has an invalid port (0-65535)";
+  port = static_cast<std::uint16_t>(*parsed);
+  return std::nullopt;
+}
+
+const std::vector<Flag>& flags() {
+  static const std::vector<Flag> kFlags = {
+      {"source", "auto|imds",
+       "Where tokens come from. auto (default): workload identity if AZURE_FEDERATED_TOKEN_FILE "
+       "is set, App Service if IDENTITY_ENDPOINT is set, else IMDS/NMI.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v != "auto" && v != "imds") return "must be auto or imds, got '" + v + "'";
+         c.source = v;
+         return std::nullopt;
+       }},
+      {"imds-endpoint", "URL", "IMDS/NMI base URL (default http://169.254.169.254).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         auto url = boost::urls::parse_absolute_uri(v);
+         if (!url || url->scheme() != "http" || url->host().empty()) {
+           return "must be an http:// URL with a host, e.g. http://169.254.169.254, got '" + v +
+                  "'";
+         }
+         c.imds_endpoint = v;
+         return std::nullopt;
+       }},
+      {"socket", "PATH",
+       "Unix socket the token API listens on (default /var/run/token-broker/broker.sock).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         // sun_path holds 108 bytes including the terminating NUL.
+         if (v.empty() || v.size() > 107) return "must be a path of 1 to 107 bytes";
+         c.socket_path = v;
+         return std::nullopt;
+       }},
+      {"socket-mode", "OCTAL", "Permissions of the socket file (default 0660).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         unsigned mode = 0;
+         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), mode, 8);
+         if (v.empty() || ec != std::errc{} || ptr != v.data() + v.size() || mode > 0777) {
+           return "must be an octal mode such as 0660, got '" + v + "'";
+         }
+         if ((mode & 0600) != 0600) return "must let the owner read and write (e.g. 0660)";
+         c.socket_mode = static_cast<mode_t>(mode);
+         return std::nullopt;
+       }},
+      {"admin-listen", "HOST:PORT|off",
+       "Admin listener for /healthz, /readyz, /metrics (default 0.0.0.0:8081; never serves "
+       "tokens).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v == "off") {
+           c.admin_enabled = false;
+           return std::nullopt;
+         }
+         c.admin_enabled = true;
+         return parse_host_port(v, c.admin_host, c.admin_port);
+       }},
+      {"prefetch", "R[,R...]",
+       "Resources to fetch at start; /readyz is 200 only when all are held.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         c.prefetch.clear();
+         std::size_t start = 0;
+         while (start <= v.size()) {
+           auto end = v.find(',', start);
+           if (end == std::string::npos) end = v.size();
+           auto item = v.substr(start, end - start);
+           if (!item.empty()) c.prefetch.push_back(item);
+           start = end + 1;
+         }
+         return std::nullopt;
+       }},
+      {"client-id", "ID", "Default identity (user-assigned client ID) for requests that name none.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         c.default_identity = v.empty() ? Identity{} : Identity{Identity::Kind::client_id, v};
+         return std::nullopt;
+       }},
+      {"min-validity", "SECONDS",
+       "A token is served only while it has at least this long left (default 60).",
+       int_range(0, 3600,
+                 [](Config& c, std::int64_t v) { c.min_validity = std::chrono::seconds(v); })},
+      {"request-timeout", "SECONDS",
+       "How long a token request waits for an upstream call (default 10; ?timeout= may lower it).",
+       int_range(1, 300,
+                 [](Config& c, std::int64_t v) { c.request_timeout = std::chrono::seconds(v); })},
+      {"upstream-timeout", "SECONDS", "Timeout of one upstream attempt (default 10).",
+       int_range(1, 300,
+                 [](Config& c, std::int64_t v) { c.upstream_timeout = std::chrono::seconds(v); })},
+      {"upstream-concurrency", "N", "Upstream calls in flight at most (default 4).",
+       int_range(1, 64,
+                 [](Config& c, std::int64_t v) { c.upstream_concurrency = static_cast<int>(v); })},
+      {"retry-base-ms", "MS", "Backoff base between upstream attempts (default 1000).",
+       int_range(1, 60'000,
+                 [](Config& c, std::int64_t v) { c.retry.base = std::chrono::milliseconds(v); })},
+      {"retry-max-ms", "MS", "Backoff cap between upstream attempts (default 30000).",
+       int_range(1, 600'000,
+                 [](Config& c, std::int64_t v) { c.retry.cap = std::chrono::milliseconds(v); })},
+      {"error-ttl", "SECONDS",
+       "How long an upstream 400/401/403 is remembered and answered from memory (default 5).",
+       int_range(0, 600, [](Config& c, std::int64_t v) { c.error_ttl = std::chrono::seconds(v); })},
+      {"max-connections", "N", "Client connections open at most (default 1024).",
+       int_range(
+           1, 100'000,
+           [](Config& c, std::int64_t v) { c.max_connections = static_cast<std::size_t>(v); })},
+      {"idle-timeout", "SECONDS", "Close a keep-alive connection idle this long (default 60).",
+       int_range(1, 3600,
+                 [](Config& c, std::int64_t v) { c.idle_timeout = std::chrono::seconds(v); })},
+      {"header-timeout", "SECONDS", "Time allowed to send a request's headers (default 10).",
+       int_range(1, 300,
+                 [](Config& c, std::int64_t v) { c.header_timeout = std::chrono::seconds(v); })},
+      {"shutdown-grace", "SECONDS",
+       "On SIGTERM, how long requests in flight may take to finish (default 10).",
+       int_range(0, 300,
+                 [](Config& c, std::int64_t v) { c.shutdown_grace = std::chrono::seconds(v); })},
+      {"log-format", "json|text", "One JSON object per line (default) or text for people.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (!tb::log::parse_format(v, c.log_format))
+           return "must be json or text, got '" + v + "'";
+         return std::nullopt;
+       }},
+      {"log-level", "LEVEL", "trace, debug, info (default), warn, error, critical or off.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (!tb::log::parse_level(v, c.log_level)) {
+           return "must be one of trace, debug, info, warn, error, critical, off; got '" + v + "'";
+         }
+         return std::nullopt;
+       }},
+  };
+  return kFlags;
+}
+
+const Flag* find_flag(std::string_view name) {
+  for (const auto& flag : flags()) {
+    if (flag.name == name) return &flag;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string usage() {
+  std::string out =
+      "Usage: token-broker [FLAGS]\n"
+      "Keeps Azure managed-identity tokens fresh and serves them on a Unix socket.\n\n"
+      "Every flag can also be set as an environment variable (shown in brackets); flags win.\n\n";
+  for (const auto& flag : flags()) {
+    out += fmt::format("  --{} {}\n      {} [{}]\n", flag.name, flag.value_name, flag.help,
+                       env_name(flag.name));
+  }
+  out += "  --help      Show this text.\n  --version   Show the version.\n";
+  return out;
+}
+
+ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& getenv) {
+  ParseOutcome outcome;
+  Config config;
+  config.source = "auto";
+
+  for (const auto& flag : flags()) {
+    const auto name = env_name(flag.name);
+    if (auto value = getenv(name)) {
+      if (auto problem = flag.set(config, *value)) {
+        outcome.error = fmt::format("{} (environment, for --{}) {}", name, flag.name, *problem);
+        return outcome;
+      }
+    }
+  }
+
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      outcome.help = true;
+      return outcome;
+    }
+    if (arg == "--version") {
+      outcome.version = true;
+      return outcome;
+    }
+    if (arg.rfind("--", 0) != 0) {
+      outcome.error = "unexpected argument '" + arg + "' (flags start with --; see --help)";
+      return outcome;
+    }
+    std::string name = arg.substr(2);
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    const Flag* flag = find_flag(name);
+    if (flag == nullptr) {
+      outcome.error = "unknown flag --" + name + " (see --help)";
+      return outcome;
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) {
+        outcome.error = "--" + name + " needs a value (" + flag->value_name + ")";
+        return outcome;
+      }
+      value = args[++i];
+    }
+    if (auto problem = flag->set(config, *value)) {
+      outcome.error = "--" + name + " " + *problem;
+      return outcome;
+    }
+  }
+
+  if (config.retry.cap < config.retry.base) {
+    outcome.error = "--retry-max-ms must not be smaller than --retry-base-ms";
+    return outcome;
+  }
+  if (config.source == "auto") {
+    if (auto file = getenv("AZURE_FEDERATED_TOKEN_FILE"); file && !file->empty()) {
+      outcome.error =
+          "--source auto found AZURE_FEDERATED_TOKEN_FILE (workload identity), which this build "
+          "does not support yet; unset it or pass --source imds";
+      return outcome;
+    }
+    if (auto endpoint = getenv("IDENTITY_ENDPOINT"); endpoint && !endpoint->empty()) {
+      outcome.error =
+          "--source auto found IDENTITY_ENDPOINT (App Service), which this build does not "
+          "support yet; unset it or pass --source imds";
+      return outcome;
+    }
+    config.source = "imds";
+    config.source_reason = "auto: neither AZURE_FEDERATED_TOKEN_FILE nor IDENTITY_ENDPOINT is set";
+  } else {
+    config.source_reason = "--source " + config.source;
+  }
+  outcome.config = std::move(config);
+  return outcome;
+}
+
+}  // namespace broker

@@ -1,0 +1,237 @@
+#include "broker/imds.hpp"
+
+#include "broker/retry.hpp"
+
+#include "tb/http_client.hpp"
+
+#include <boost/beast/core/error.hpp>
+#include <boost/url/encode.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/rfc/pchars.hpp>
+#include <boost/url/url.hpp>
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <ctime>
+#include <stdexcept>
+
+namespace broker {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr std::size_t kMaxUpstreamBody = 64 * 1024;
+
+/// What may stay unencoded in a query parameter value: the RFC 3986 query characters minus the
+/// separators '&' and '=', and minus '+', which form decoders read as a space.
+constexpr auto kQueryValueChars = boost::urls::pchars + '/' + '?' - '&' - '=' - '+';
+
+FetchError malformed(std::string description) {
+  return FetchError{0, "malformed_response", std::move(description), std::nullopt};
+}
+
+std::optional<std::int64_t> parse_int(std::string_view text) {
+  std::int64_t value = 0;
+  const auto* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc{} || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+/// A numeric field that may arrive as a JSON number or a string of digits.
+std::optional<std::int64_t> numeric_field(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it->is_number_integer()) return it->get<std::int64_t>();
+  if (it->is_number_float()) {
+    // Casting a double outside the int64 range is undefined behaviour.
+    const double value = it->get<double>();
+    if (!(value > -9.2e18 && value < 9.2e18)) return std::nullopt;
+    return static_cast<std::int64_t>(value);
+  }
+  if (it->is_string()) return parse_int(it->get_ref<const std::string&>());
+  return std::nullopt;
+}
+
+/// App Service (2017-09-01) and some NMI versions send "11/28/2026 11:45:12 PM +00:00".
+std::optional<std::int64_t> parse_date_expiry(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%m/%d/%Y %I:%M:%S %p", &tm);
+  if (end == nullptr) return std::nullopt;
+  std::int64_t offset_seconds = 0;
+  std::string_view rest(end);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (!rest.empty()) {
+    // "+00:00" / "-05:30"
+    if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':') {
+      return std::nullopt;
+    }
+    auto hours = parse_int(rest.substr(1, 2));
+    auto minutes = parse_int(rest.substr(4, 2));
+    if (!hours || !minutes) return std::nullopt;
+    offset_seconds = (*hours * 3600 + *minutes * 60) * (rest[0] == '+' ? 1 : -1);
+  }
+  return static_cast<std::int64_t>(timegm(&tm)) - offset_seconds;
+}
+
+std::string optional_string(const json& body, const char* name) {
+  auto it = body.find(name);
+  if (it == body.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number()) return it->dump();
+  return {};
+}
+
+}  // namespace
+
+std::string imds_target(const TokenKey& key) {
+  boost::urls::url url("/metadata/identity/oauth2/token");
+  // encoded_params with our own encoding: Boost.URL 1.81's params() leaves '+' bare in values,
+  // and IMDS (like most servers) decodes a bare '+' in a query as a space.
+  auto params = url.encoded_params();
+  auto append = [&](std::string_view name, std::string_view value) {
+    params.append({name, boost::urls::encode(value, kQueryValueChars)});
+  };
+  append("api-version", "2018-02-01");
+  append("resource", key.resource);
+  switch (key.identity.kind) {
+    case Identity::Kind::none:
+      break;
+    case Identity::Kind::client_id:
+      append("client_id", key.identity.value);
+      break;
+    case Identity::Kind::object_id:
+      append("object_id", key.identity.value);
+      break;
+    case Identity::Kind::mi_res_id:
+      append("mi_res_id", key.identity.value);
+      break;
+  }
+  return std::string(url.buffer());
+}
+
+FetchResult parse_token_response(std::string_view body, SystemTime now) {
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return malformed("upstream sent a body that is not JSON");
+  if (!parsed.is_object()) return malformed("upstream sent JSON that is not an object");
+
+  UpstreamToken token;
+  auto access = parsed.find("access_token");
+  if (access == parsed.end() || !access->is_string() ||
+      access->get_ref<const std::string&>().empty()) {
+    return malformed("upstream response has no access_token");
+  }
+  token.access_token = access->get<std::string>();
+
+  const auto now_unix =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  auto expires_in = numeric_field(parsed, "expires_in");
+  std::optional<std::int64_t> expires_on = numeric_field(parsed, "expires_on");
+  if (!expires_on) {
+    auto it = parsed.find("expires_on");
+    if (it != parsed.end() && it->is_string()) {
+      expires_on = parse_date_expiry(it->get<std::string>());
+      if (!expires_on) return malformed("upstream expires_on is neither unix seconds nor a date");
+    }
+  }
+  if (!expires_in && parsed.contains("expires_in")) {
+    return malformed("upstream expires_in is not a number");
+  }
+  if (!expires_in && !expires_on) {
+    return malformed("upstream response has neither expires_in nor expires_on");
+  }
+  if (!expires_in) {
+    // Compare before subtracting: a far-out-of-range expires_on must not overflow.
+    if (*expires_on <= now_unix) {
+      return malformed("upstream sent a token that is already expired (expires_on " +
+                       std::to_string(*expires_on) + ")");
+    }
+    expires_in = *expires_on - now_unix;
+  }
+  if (*expires_in <= 0) {
+    return malformed("upstream sent a token that is already expired (expires_in " +
+                     std::to_string(*expires_in) + ")");
+  }
+  if (*expires_in > 366LL * 24 * 3600) {
+    return malformed("upstream expires_in is implausibly large");
+  }
+  token.expires_in = std::chrono::seconds(*expires_in);
+  token.expires_on = expires_on.value_or(now_unix + *expires_in);
+
+  if (auto refresh_in = numeric_field(parsed, "refresh_in"); refresh_in && *refresh_in > 0) {
+    token.refresh_in = std::chrono::seconds(*refresh_in);
+  }
+  if (auto type = optional_string(parsed, "token_type"); !type.empty()) token.token_type = type;
+  token.resource = optional_string(parsed, "resource");
+  token.client_id = optional_string(parsed, "client_id");
+  token.not_before = optional_string(parsed, "not_before");
+  token.ext_expires_in = optional_string(parsed, "ext_expires_in");
+  return token;
+}
+
+FetchError upstream_error(unsigned status, std::string_view body, std::string_view retry_after,
+                          SystemTime now) {
+  FetchError error{status, "upstream_http_" + std::to_string(status), {}, std::nullopt};
+  json parsed = json::parse(body, nullptr, false);
+  if (parsed.is_object()) {
+    if (auto it = parsed.find("error"); it != parsed.end() && it->is_string()) {
+      error.error = it->get<std::string>();
+    }
+    if (auto it = parsed.find("error_description"); it != parsed.end() && it->is_string()) {
+      error.description = it->get<std::string>();
+    }
+  }
+  // Keep descriptions short: they end up in logs and client errors.
+  if (error.description.size() > 300) error.description.resize(300);
+  if (!retry_after.empty()) error.retry_after = parse_retry_after(retry_after, now);
+  return error;
+}
+
+ImdsSource::ImdsSource(std::string endpoint, const Clock& clock)
+    : endpoint_(std::move(endpoint)), clock_(clock) {
+  auto parsed = boost::urls::parse_absolute_uri(endpoint_);
+  if (!parsed) throw std::invalid_argument("is not an absolute URL (e.g. http://169.254.169.254)");
+  if (parsed->scheme() != "http") {
+    throw std::invalid_argument("must use http:// (IMDS and NMI do not speak TLS)");
+  }
+  if (parsed->host().empty()) throw std::invalid_argument("has no host");
+  if (parsed->has_query() || parsed->has_fragment() || parsed->has_userinfo()) {
+    throw std::invalid_argument("must not have a query, fragment or user info");
+  }
+  host_ = parsed->host();
+  if (parsed->host_type() == boost::urls::host_type::ipv6)
+    host_ = std::string(parsed->host_address());
+  port_ = parsed->has_port() ? std::string(parsed->port()) : "80";
+  base_path_ = parsed->path();
+  while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
+}
+
+boost::asio::awaitable<FetchResult> ImdsSource::fetch(const TokenKey& key,
+                                                      std::chrono::milliseconds timeout) {
+  tb::http::Request request;
+  request.target = base_path_ + imds_target(key);
+  request.headers.emplace_back("Metadata", "true");
+  request.host = host_;
+  // Named arguments only: GCC 12 mishandles class temporaries that live across a co_await.
+  const tb::http::Limits limits{timeout, kMaxUpstreamBody};
+  auto response = co_await tb::http::async_request_tcp(host_, port_, std::move(request), limits);
+  if (!response) {
+    const auto& ec = response.error();
+    const bool timed_out = ec == boost::beast::error::timeout;
+    co_return FetchError{0, timed_out ? "upstream_timeout" : "upstream_unreachable",
+                         timed_out ? "no answer from " + endpoint_ + " within " +
+                                         std::to_string(timeout.count()) + " ms"
+                                   : "cannot reach " + endpoint_ + ": " + ec.message(),
+                         std::nullopt};
+  }
+  const auto status = response->result_int();
+  if (status != 200) {
+    co_return upstream_error(status, response->body(),
+                             response->base()[boost::beast::http::field::retry_after],
+                             clock_.system_now());
+  }
+  co_return parse_token_response(response->body(), clock_.system_now());
+}
+
+}  // namespace broker

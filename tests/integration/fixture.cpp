@@ -1,0 +1,103 @@
+#include "fixture.hpp"
+
+#include "jwt_peek.hpp"
+
+#include <filesystem>
+
+namespace integration {
+
+using namespace std::chrono_literals;
+using test_support::read_file;
+using test_support::wait_until;
+
+void BrokerWithEmulator::start_emulator(const std::vector<std::string>& extra) {
+  const auto port_file = dir_.file("emulator.port");
+  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--port-file", port_file};
+  args.insert(args.end(), extra.begin(), extra.end());
+  emulator_ = std::make_unique<Process>(TB_EMULATOR_BIN, args,
+                                        Process::Options{{}, dir_.file("emulator.log"), {}});
+  ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(port_file); }, 10s))
+      << "emulator did not start:\n"
+      << emulator_log();
+  emulator_port_ = read_file(port_file);
+  while (!emulator_port_.empty() && (emulator_port_.back() == '\n')) emulator_port_.pop_back();
+}
+
+void BrokerWithEmulator::start_broker(const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"--imds-endpoint", "http://127.0.0.1:" + emulator_port_,
+                                   "--socket",        socket_path(),
+                                   "--admin-listen",  "off",
+                                   "--retry-base-ms", "100",
+                                   "--retry-max-ms",  "1000"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  broker_ = std::make_unique<Process>(TB_BROKER_BIN, args,
+                                      Process::Options{{}, dir_.file("broker.log"), {}});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = tb::http::request_unix(socket_path(), {.target = "/healthz"}, {.timeout = 1s});
+        return r && r->result_int() == 200;
+      },
+      10s))
+      << "broker did not start:\n"
+      << broker_log();
+}
+
+std::string BrokerWithEmulator::broker_log() const { return read_file(dir_.file("broker.log")); }
+std::string BrokerWithEmulator::emulator_log() const {
+  return read_file(dir_.file("emulator.log"));
+}
+
+tb::http::Response BrokerWithEmulator::get(
+    const std::string& target, std::vector<std::pair<std::string, std::string>> headers) {
+  tb::http::Request request{.target = target, .headers = std::move(headers)};
+  auto response = tb::http::request_unix(socket_path(), std::move(request), {.timeout = 30s});
+  if (!response) {
+    ADD_FAILURE() << "request " << target << " failed: " << response.error().message();
+    return {};
+  }
+  auto body = json::parse(response->body(), nullptr, false);
+  if (body.is_object() && body.contains("access_token") && body["access_token"].is_string()) {
+    remember_token(body["access_token"]);
+  }
+  return *response;
+}
+
+tb::http::Response BrokerWithEmulator::get_token(const std::string& query_suffix) {
+  return get(std::string("/v1/token?resource=") + kDatabaseQuery + query_suffix);
+}
+
+json BrokerWithEmulator::emulator_stats() {
+  auto response =
+      tb::http::request_tcp("127.0.0.1", emulator_port_, {.target = "/_emulator/stats"});
+  if (!response) {
+    ADD_FAILURE() << "emulator stats: " << response.error().message();
+    return json::object();
+  }
+  return json::parse(response->body());
+}
+
+void BrokerWithEmulator::set_faults(const json& script) {
+  tb::http::Request request{.method = boost::beast::http::verb::post,
+                            .target = "/_emulator/faults",
+                            .headers = {{"Content-Type", "application/json"}},
+                            .body = script.dump()};
+  auto response = tb::http::request_tcp("127.0.0.1", emulator_port_, std::move(request));
+  ASSERT_TRUE(response) << response.error().message();
+  ASSERT_EQ(response->result_int(), 200) << response->body();
+}
+
+void BrokerWithEmulator::TearDown() {
+  if (broker_) broker_->stop();
+  if (emulator_) emulator_->stop();
+  // No issued token, nor its signature, may reach any log line.
+  const std::string logs = broker_log() + emulator_log();
+  for (const auto& token : tokens_seen_) {
+    EXPECT_EQ(logs.find(token), std::string::npos) << "a token appears in the logs";
+    const auto signature = test_support::jwt_signature(token);
+    if (signature.size() > 16) {
+      EXPECT_EQ(logs.find(signature), std::string::npos) << "a token signature appears in the logs";
+    }
+  }
+}
+
+}  // namespace integration

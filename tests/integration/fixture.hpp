@@ -1,0 +1,55 @@
+#pragma once
+// An emulator and a broker as real processes in a temp dir, stopped by the test. TearDown checks
+// that no token the test saw appears in either process's output.
+
+#include "process.hpp"
+#include "tb/http_client.hpp"
+#include "temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace integration {
+
+using nlohmann::json;
+using test_support::Process;
+
+inline constexpr const char* kDatabase = "https://database.windows.net/";
+/// Percent-encoded form of kDatabase for request targets.
+inline constexpr const char* kDatabaseQuery = "https%3A%2F%2Fdatabase.windows.net%2F";
+
+class BrokerWithEmulator : public ::testing::Test {
+ protected:
+  void TearDown() override;
+
+  void start_emulator(const std::vector<std::string>& extra = {});
+  /// Starts the broker against the emulator and waits until its socket accepts connections.
+  void start_broker(const std::vector<std::string>& extra = {});
+
+  std::string socket_path() const { return dir_.file("broker.sock"); }
+  std::string broker_log() const;
+  std::string emulator_log() const;
+
+  /// GET on the broker's socket; remembers any access_token it returns.
+  tb::http::Response get(const std::string& target,
+                         std::vector<std::pair<std::string, std::string>> headers = {});
+  tb::http::Response get_token(const std::string& query_suffix = "");
+
+  json emulator_stats();
+  void set_faults(const json& script);
+  void remember_token(const std::string& token) { tokens_seen_.push_back(token); }
+
+  test_support::TempDir dir_;
+  std::string emulator_port_;
+  std::unique_ptr<Process> emulator_;
+  std::unique_ptr<Process> broker_;
+
+ private:
+  std::vector<std::string> tokens_seen_;
+};
+
+}  // namespace integration

@@ -1,0 +1,108 @@
+#pragma once
+// The emulator's request logic, free of I/O: routing, IMDS validation, fault steps, token
+// minting and counters. The transport (server.hpp) feeds it parsed requests and delivers
+// the replies; time comes in as an argument.
+
+#include "imds_emulator/faults.hpp"
+#include "imds_emulator/jwt.hpp"
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace imds_emulator {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Clock = std::chrono::system_clock;
+
+struct Identity {
+  std::string client_id;
+  std::string object_id;
+  std::string mi_res_id;
+};
+
+struct Config {
+  std::vector<Identity> identities;  ///< the first one answers requests that name none
+  std::chrono::seconds lifetime{3600};
+  std::string tenant = "72f988bf-0000-0000-0000-000000000000";
+  std::string issuer;  ///< empty: https://sts.windows.net/{tenant}/
+};
+
+/// What the transport sends back (or, for drop/hang/reset, how it misbehaves).
+struct Reply {
+  unsigned status = 200;
+  std::string body;  ///< JSON (truncated for malformed/reset)
+  std::optional<std::string> retry_after;
+  std::string allow;  ///< Allow header for 405
+  Action action = Action::respond;
+  nlohmann::json log;  ///< token route only: fields for the access log (never the token)
+};
+
+/// A token request that passed validation.
+struct TokenCall {
+  Identity identity;
+  std::string resource;
+};
+
+/// A validated token request together with the fault step it drew.
+struct TokenJob {
+  TokenCall call;
+  FaultStep step;
+};
+
+/// IMDS's checks for GET /metadata/identity/oauth2/token: Metadata header, api-version,
+/// resource, at most one of client_id/object_id/mi_res_id/msi_res_id, known identity.
+std::variant<TokenCall, Reply> validate_token_request(const Request& request,
+                                                      std::span<const Identity> identities);
+
+/// client_id 1111…, object_id 2222…, mi_res_id …/userAssignedIdentities/token-broker-dev.
+Identity default_identity();
+
+/// {"error":error,"error_description":description} as a reply with `status`.
+Reply error_reply(unsigned status, std::string_view error, std::string_view description);
+
+class Emulator {
+ public:
+  Emulator(Config config, Signer signer);
+
+  /// Routes one request. Token requests that pass validation draw their fault step and come
+  /// back as a TokenJob (the transport applies delay_ms, then calls complete()); everything
+  /// else is answered at once.
+  std::variant<Reply, TokenJob> dispatch(const Request& request);
+  /// Produces the token-route reply for a job at time `now`.
+  Reply complete(const TokenJob& job, Clock::time_point now);
+
+  /// Token requests being served (including those waiting in delay_ms or hang).
+  void begin_in_flight();
+  void end_in_flight();
+
+  nlohmann::json stats() const;
+  const Config& config() const { return config_; }
+  const Signer& signer() const { return signer_; }
+
+ private:
+  Reply count(Reply reply);
+  std::string mint(const TokenCall& call, Clock::time_point issued,
+                   Clock::time_point expires_on) const;
+
+  Config config_;  // identities never empty (default_identity() when none given)
+  Signer signer_;
+  FaultPlan faults_;
+  std::map<std::string, std::string> last_response_;  // client_id '\n' resource -> body
+  std::uint64_t token_requests_ = 0;
+  std::uint64_t tokens_issued_ = 0;
+  std::map<std::string, std::uint64_t> responses_;
+  std::map<std::string, std::uint64_t> by_resource_;
+  std::uint64_t in_flight_ = 0;
+  std::uint64_t max_in_flight_ = 0;
+};
+
+}  // namespace imds_emulator
