@@ -2,7 +2,7 @@
 add_library(tb_warnings INTERFACE)
 target_compile_options(tb_warnings INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused
-  -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
+  -Woverloaded-virtual -Wimplicit-fallthrough
   # Designated initializers that leave defaulted members out are the point of them.
   -Wno-missing-field-initializers)
 if(TB_WARNINGS_AS_ERRORS)

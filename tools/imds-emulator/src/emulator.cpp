@@ -170,7 +170,7 @@ Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
   if (step.action == Action::same_token) {
     if (auto it = last_response_.find(key); it != last_response_.end()) {
       reply.body = it->second;
-      reply.log["token_fp"] =
+      reply.log["token_sha256"] =
           tb::log::fingerprint(json::parse(it->second).at("access_token").get<std::string>());
       return count(std::move(reply));
     }
@@ -204,7 +204,7 @@ Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
   reply.body = body.dump();
   if (body.contains("access_token")) {
     ++tokens_issued_;
-    reply.log["token_fp"] = tb::log::fingerprint(token);
+    reply.log["token_sha256"] = tb::log::fingerprint(token);
     if (step.action != Action::negative_expiry) last_response_[key] = reply.body;
   }
   return count(std::move(reply));
