@@ -4,6 +4,7 @@
 #include "broker/cache.hpp"
 #include "broker/http_server.hpp"
 #include "broker/imds.hpp"
+#include "broker/peer.hpp"
 #include "broker/refresh.hpp"
 #include "tb/log.hpp"
 
@@ -249,12 +250,45 @@ struct Broker::Impl {
     co_return response;
   }
 
+  /// Who may call: the configured ids, else the broker's own uid and the socket file's group.
+  void resolve_allow_list() {
+    if (config.allow_uids) {
+      allow.uids.assign(config.allow_uids->begin(), config.allow_uids->end());
+    } else {
+      allow.uids = {::geteuid()};
+    }
+    if (config.allow_gids) {
+      allow.gids.assign(config.allow_gids->begin(), config.allow_gids->end());
+    } else {
+      struct stat info {};
+      if (::stat(config.socket_path.c_str(), &info) == 0) allow.gids = {info.st_gid};
+    }
+  }
+
+  std::optional<ServeError> admit(local::socket& socket) {
+    auto peer = peer_credentials(socket.native_handle());
+    if (!peer) {
+      tb::log::warn("caller refused: its credentials cannot be read");
+      return ServeError{403, "caller_not_allowed",
+                        "the broker cannot read the caller's credentials", 0s};
+    }
+    if (allowed(*peer, allow)) return std::nullopt;
+    tb::log::warn("caller refused", {{"pid", peer->pid}, {"uid", peer->uid}, {"gid", peer->gid}});
+    return ServeError{403, "caller_not_allowed",
+                      "uid " + std::to_string(peer->uid) + " (gid " + std::to_string(peer->gid) +
+                          ") may not ask for tokens; add it to --allow-uids or --allow-gids, or "
+                          "run the caller in the socket's group",
+                      0s};
+  }
+
   void listen() {
     raise_file_limit();
-    socket_server.emplace(
-        bind_socket(io, config.socket_path, config.socket_mode),
-        [this](const Request& r) { return handle_socket(r); }, limits, &metrics);
+    auto acceptor = bind_socket(io, config.socket_path, config.socket_mode);
     socket_bound = true;
+    resolve_allow_list();
+    socket_server.emplace(
+        std::move(acceptor), [this](const Request& r) { return handle_socket(r); }, limits,
+        &metrics, [this](local::socket& socket) { return admit(socket); });
     if (config.admin_enabled) {
       admin_server.emplace(
           bind_tcp(io, config.admin_host, config.admin_port),
@@ -301,6 +335,7 @@ struct Broker::Impl {
   std::optional<HttpServer<local>> socket_server;
   std::optional<HttpServer<tcp>> admin_server;
   bool socket_bound = false;
+  AllowList allow;
 };
 
 Broker::Broker(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {
@@ -331,6 +366,8 @@ int Broker::run() {
         config.admin_enabled ? config.admin_host + ":" + std::to_string(config.admin_port) : "off"},
        {"prefetch", prefetch},
        {"default_identity", to_string(config.default_identity)},
+       {"allow_uids", impl.allow.uids},
+       {"allow_gids", impl.allow.gids},
        {"min_validity_s", config.min_validity.count()}});
   impl.io.run();
   impl.remove_socket();

@@ -1,5 +1,7 @@
 #include "broker/config.hpp"
 
+#include "broker/peer.hpp"
+
 #include <fmt/format.h>
 #include <boost/url/parse.hpp>
 
@@ -94,6 +96,21 @@ const std::vector<Flag>& flags() {
          }
          if ((mode & 0600) != 0600) return "must let the owner read and write (e.g. 0660)";
          c.socket_mode = static_cast<mode_t>(mode);
+         return std::nullopt;
+       }},
+      {"allow-uids", "UID[,UID...]",
+       "Caller uids allowed on the socket (checked with SO_PEERCRED; default: the broker's own "
+       "uid).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         c.allow_uids = parse_id_list(v);
+         if (!c.allow_uids) return "must be numeric uids separated by commas, got '" + v + "'";
+         return std::nullopt;
+       }},
+      {"allow-gids", "GID[,GID...]",
+       "Caller primary gids allowed on the socket (default: the socket file's group).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         c.allow_gids = parse_id_list(v);
+         if (!c.allow_gids) return "must be numeric gids separated by commas, got '" + v + "'";
          return std::nullopt;
        }},
       {"admin-listen", "HOST:PORT|off",

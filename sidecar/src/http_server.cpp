@@ -50,11 +50,12 @@ struct HttpServer<Protocol>::Session {
 
 template <class Protocol>
 HttpServer<Protocol>::HttpServer(Acceptor acceptor, Handler handler, ServerLimits limits,
-                                 Metrics* metrics)
+                                 Metrics* metrics, Admission admission)
     : acceptor_(std::move(acceptor)),
       handler_(std::move(handler)),
       limits_(limits),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      admission_(std::move(admission)) {}
 
 template <class Protocol>
 void HttpServer<Protocol>::start() {
@@ -101,6 +102,8 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
   auto self = sessions_.insert(sessions_.end(), &session);
   if (metrics_ != nullptr) metrics_->connection_opened();
   beast::flat_buffer buffer;
+  const std::optional<ServeError> refusal =
+      admission_ ? admission_(stream.socket()) : std::optional<ServeError>{};
 
   while (!draining_) {
     session.busy = false;
@@ -125,6 +128,9 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
         break;
       }
       response = parse_error_response(read_ec);
+    } else if (refusal) {
+      response = make_error(parser.get(), *refusal);
+      response.keep_alive(false);
     } else {
       response = co_await handler_(parser.get());
     }

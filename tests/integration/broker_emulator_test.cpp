@@ -10,6 +10,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -193,6 +194,32 @@ TEST_F(BrokerWithEmulator, HeldTokenIsServedWhileUpstreamIsDownThen503WithRetryA
   EXPECT_EQ(body["error"], "token_unavailable");
   EXPECT_NE(body["error_description"].get<std::string>().find("cannot reach"), std::string::npos)
       << body["error_description"];
+}
+
+TEST_F(BrokerWithEmulator, CallerUnderAnotherUidIsRefusedWith403AndLogged) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a caller under another uid";
+  start_emulator();
+  // File permissions would stop the caller before the broker sees it; open them so that the
+  // peer-credential check is what refuses it.
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  start_broker({"--socket-mode", "0666"});
+  Process::Options nobody{{{"TOKEN_BROKER_SOCKET", socket_path()}}, "", 65534};
+  auto [code, output] = test_support::run_and_capture(TB_TOKENCTL_BIN, {"get", kDatabase}, nobody);
+  EXPECT_EQ(code, 1) << output;
+  EXPECT_NE(output.find("403"), std::string::npos) << output;
+  EXPECT_NE(output.find("uid 65534"), std::string::npos) << output;
+  EXPECT_NE(broker_log().find(R"("msg":"caller refused")"), std::string::npos) << broker_log();
+  EXPECT_EQ(get_token().result_int(), 200) << "the broker's own uid is still served";
+}
+
+TEST_F(BrokerWithEmulator, AllowUidsLetsAnotherUidIn) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a caller under another uid";
+  start_emulator();
+  ASSERT_EQ(::chmod(dir_.path().c_str(), 0755), 0);
+  start_broker({"--socket-mode", "0666", "--allow-uids", "65534"});
+  Process::Options nobody{{{"TOKEN_BROKER_SOCKET", socket_path()}}, "", 65534};
+  auto [code, output] = test_support::run_and_capture(TB_TOKENCTL_BIN, {"get", kDatabase}, nobody);
+  EXPECT_EQ(code, 0) << output;
 }
 
 TEST_F(BrokerWithEmulator, SigtermRemovesTheSocketAndExitsZero) {

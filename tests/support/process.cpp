@@ -1,6 +1,7 @@
 #include "process.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,7 +48,13 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
     }
     const int null_in = ::open("/dev/null", O_RDONLY);
     if (null_in >= 0) ::dup2(null_in, STDIN_FILENO);
-    if (options.uid && ::setresuid(*options.uid, *options.uid, *options.uid) != 0) ::_exit(126);
+    if (options.uid) {
+      const uid_t id = *options.uid;
+      if (::setgroups(0, nullptr) != 0 || ::setresgid(id, id, id) != 0 ||
+          ::setresuid(id, id, id) != 0) {
+        ::_exit(126);
+      }
+    }
     ::execve(program_copy.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }

@@ -18,7 +18,7 @@ class Process {
   struct Options {
     std::vector<std::pair<std::string, std::string>> env;  ///< added to the parent's environment
     std::string output;        ///< file for stdout and stderr ("" = /dev/null)
-    std::optional<uid_t> uid;  ///< run as this uid (needs root)
+    std::optional<uid_t> uid;  ///< run as this uid, gid = uid, no supplementary groups (root only)
   };
 
   Process(const std::string& program, const std::vector<std::string>& args, Options options);

@@ -22,6 +22,10 @@ struct Config {
   std::string imds_endpoint = "http://169.254.169.254";
   std::string socket_path = "/var/run/token-broker/broker.sock";
   mode_t socket_mode = 0660;
+  /// Callers allowed on the socket (SO_PEERCRED). Unset: the broker's own uid / the socket
+  /// file's group.
+  std::optional<std::vector<unsigned>> allow_uids;
+  std::optional<std::vector<unsigned>> allow_gids;
   bool admin_enabled = true;
   std::string admin_host = "0.0.0.0";
   std::uint16_t admin_port = 8081;

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <list>
+#include <optional>
 #include <string>
 
 namespace broker {
@@ -31,8 +32,12 @@ template <class Protocol>
 class HttpServer {
  public:
   using Acceptor = typename Protocol::acceptor;
+  /// Decides once per connection whether its caller may be served; a refusal is the answer to
+  /// every request on that connection.
+  using Admission = std::function<std::optional<ServeError>(typename Protocol::socket&)>;
 
-  HttpServer(Acceptor acceptor, Handler handler, ServerLimits limits, Metrics* metrics);
+  HttpServer(Acceptor acceptor, Handler handler, ServerLimits limits, Metrics* metrics,
+             Admission admission = nullptr);
 
   /// Starts the accept loop on the acceptor's executor.
   void start();
@@ -49,6 +54,7 @@ class HttpServer {
   Handler handler_;
   ServerLimits limits_;
   Metrics* metrics_;
+  Admission admission_;
   std::list<Session*> sessions_;
   bool draining_ = false;
 };

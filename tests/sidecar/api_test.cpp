@@ -1,0 +1,436 @@
+#include "broker/api.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <string>
+
+namespace broker {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+const ApiOptions kOptions{Identity{}, 60s, 10'000ms};
+
+Request get(std::string_view target, bool metadata = false) {
+  Request request{http::verb::get, target, 11};
+  if (metadata) request.set("Metadata", "true");
+  return request;
+}
+
+TokenQuery expect_query(const std::variant<TokenQuery, ServeError>& outcome) {
+  if (const auto* error = std::get_if<ServeError>(&outcome)) {
+    ADD_FAILURE() << "expected a query, got " << error->status << " " << error->description;
+    return {};
+  }
+  return std::get<TokenQuery>(outcome);
+}
+
+ServeError expect_bad_request(const std::variant<TokenQuery, ServeError>& outcome) {
+  if (std::holds_alternative<TokenQuery>(outcome)) {
+    ADD_FAILURE() << "expected a 400, got a query";
+    return {};
+  }
+  const auto& error = std::get<ServeError>(outcome);
+  EXPECT_EQ(error.status, 400u);
+  EXPECT_EQ(error.error, "invalid_request");
+  EXPECT_FALSE(error.description.empty());
+  EXPECT_EQ(error.retry_after, 0s);
+  return error;
+}
+
+void expect_mentions(const ServeError& error, std::string_view word) {
+  EXPECT_NE(error.description.find(word), std::string::npos)
+      << "'" << error.description << "' does not mention " << word;
+}
+
+// ---- parse_token_request: the /v1 route ----
+
+TEST(ParseTokenRequest, V1DecodesThePercentEncodedResourceAndUsesTheDefaults) {
+  const auto query = expect_query(parse_token_request(
+      get("/v1/token?resource=https%3A%2F%2Fdatabase.windows.net%2F"), kOptions));
+  EXPECT_EQ(query.key.resource, "https://database.windows.net/");
+  EXPECT_EQ(query.key.identity, Identity{});
+  EXPECT_EQ(query.min_validity, 60s);
+  EXPECT_EQ(query.wait, 10'000ms);
+  EXPECT_FALSE(query.imds_shape);
+}
+
+TEST(ParseTokenRequest, V1AcceptsAnUnencodedResourceUrl) {
+  const auto query = expect_query(
+      parse_token_request(get("/v1/token?resource=https://vault.azure.net"), kOptions));
+  EXPECT_EQ(query.key.resource, "https://vault.azure.net");
+}
+
+TEST(ParseTokenRequest, EncodedPlusInTheResourceStaysAPlus) {
+  const auto query =
+      expect_query(parse_token_request(get("/v1/token?resource=api%3A%2F%2Fa%2Bb"), kOptions));
+  EXPECT_EQ(query.key.resource, "api://a+b");
+}
+
+TEST(ParseTokenRequest, RequestWithoutIdentityGetsTheConfiguredDefaultIdentity) {
+  const ApiOptions options{Identity{Identity::Kind::client_id, "default-cid"}, 60s, 10'000ms};
+  const auto query = expect_query(parse_token_request(get("/v1/token?resource=r"), options));
+  EXPECT_EQ(query.key.identity, (Identity{Identity::Kind::client_id, "default-cid"}));
+}
+
+TEST(ParseTokenRequest, EachIdentityParameterSelectsItsKind) {
+  const std::vector<std::pair<std::string, Identity::Kind>> cases = {
+      {"client_id", Identity::Kind::client_id},    {"object_id", Identity::Kind::object_id},
+      {"principal_id", Identity::Kind::object_id}, {"mi_res_id", Identity::Kind::mi_res_id},
+      {"msi_res_id", Identity::Kind::mi_res_id},
+  };
+  for (const auto& [param, kind] : cases) {
+    SCOPED_TRACE(param);
+    const auto query = expect_query(
+        parse_token_request(get("/v1/token?resource=r&" + param + "=abc-123"), kOptions));
+    EXPECT_EQ(query.key.identity, (Identity{kind, "abc-123"}));
+  }
+}
+
+TEST(ParseTokenRequest, IdentityParameterOverridesTheDefaultIdentity) {
+  const ApiOptions options{Identity{Identity::Kind::client_id, "default-cid"}, 60s, 10'000ms};
+  const auto query =
+      expect_query(parse_token_request(get("/v1/token?resource=r&object_id=oid"), options));
+  EXPECT_EQ(query.key.identity, (Identity{Identity::Kind::object_id, "oid"}));
+}
+
+TEST(ParseTokenRequest, ResourceIdIdentityIsPercentDecoded) {
+  const auto query = expect_query(parse_token_request(
+      get("/v1/token?resource=r&mi_res_id=%2Fsubscriptions%2Fs%2FresourceGroups%2Frg"), kOptions));
+  EXPECT_EQ(query.key.identity,
+            (Identity{Identity::Kind::mi_res_id, "/subscriptions/s/resourceGroups/rg"}));
+}
+
+TEST(ParseTokenRequest, TwoIdentitiesAreABadRequest) {
+  for (const char* target : {"/v1/token?resource=r&client_id=a&object_id=b",
+                             "/v1/token?resource=r&client_id=a&client_id=a",
+                             "/v1/token?resource=r&mi_res_id=a&msi_res_id=a"}) {
+    SCOPED_TRACE(target);
+    expect_mentions(expect_bad_request(parse_token_request(get(target), kOptions)), "identity");
+  }
+}
+
+TEST(ParseTokenRequest, EmptyOrControlCharacterIdentityIsABadRequest) {
+  for (const char* target : {"/v1/token?resource=r&client_id=", "/v1/token?resource=r&client_id",
+                             "/v1/token?resource=r&object_id=a%0Ab"}) {
+    SCOPED_TRACE(target);
+    expect_bad_request(parse_token_request(get(target), kOptions));
+  }
+}
+
+TEST(ParseTokenRequest, MissingResourceIsABadRequestNamingIt) {
+  for (const char* target : {"/v1/token", "/v1/token?", "/v1/token?client_id=a"}) {
+    SCOPED_TRACE(target);
+    expect_mentions(expect_bad_request(parse_token_request(get(target), kOptions)), "resource");
+  }
+}
+
+TEST(ParseTokenRequest, EmptyResourceIsABadRequest) {
+  for (const char* target : {"/v1/token?resource=", "/v1/token?resource"}) {
+    SCOPED_TRACE(target);
+    expect_mentions(expect_bad_request(parse_token_request(get(target), kOptions)), "resource");
+  }
+}
+
+TEST(ParseTokenRequest, DuplicateResourceIsABadRequest) {
+  expect_mentions(expect_bad_request(parse_token_request(
+                      get("/v1/token?resource=https://a/&resource=https://b/"), kOptions)),
+                  "more than once");
+}
+
+TEST(ParseTokenRequest, ResourceWithControlCharactersOrTooLongIsABadRequest) {
+  expect_bad_request(parse_token_request(get("/v1/token?resource=a%0D%0Ab"), kOptions));
+  expect_bad_request(
+      parse_token_request(get("/v1/token?resource=" + std::string(1025, 'r')), kOptions));
+}
+
+TEST(ParseTokenRequest, UnknownParameterOnV1IsABadRequestNamingIt) {
+  expect_mentions(
+      expect_bad_request(parse_token_request(get("/v1/token?resource=r&clientid=x"), kOptions)),
+      "'clientid'");
+}
+
+TEST(ParseTokenRequest, MalformedPercentEncodingIsABadRequest) {
+  expect_bad_request(parse_token_request(get("/v1/token?resource=%zz"), kOptions));
+}
+
+// ---- parse_token_request: the IMDS route ----
+
+TEST(ParseTokenRequest, ImdsRouteWithMetadataHeaderAndApiVersionAnswersInImdsShape) {
+  const auto query = expect_query(parse_token_request(
+      get("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fr%2F"
+          "&client_id=cid",
+          true),
+      kOptions));
+  EXPECT_TRUE(query.imds_shape);
+  EXPECT_EQ(query.key.resource, "https://r/");
+  EXPECT_EQ(query.key.identity, (Identity{Identity::Kind::client_id, "cid"}));
+}
+
+TEST(ParseTokenRequest, ImdsRouteIgnoresUnknownParametersAsImdsDoes) {
+  const auto query = expect_query(parse_token_request(
+      get("/metadata/identity/oauth2/token?api-version=2019-08-01&resource=r&bypass_cache=true",
+          true),
+      kOptions));
+  EXPECT_EQ(query.key.resource, "r");
+}
+
+TEST(ParseTokenRequest, ImdsRouteWithoutMetadataHeaderIsABadRequest) {
+  expect_mentions(
+      expect_bad_request(parse_token_request(
+          get("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r"), kOptions)),
+      "Metadata");
+}
+
+TEST(ParseTokenRequest, ImdsRouteWithMetadataOtherThanTrueIsABadRequest) {
+  Request request = get("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r");
+  request.set("Metadata", "false");
+  expect_bad_request(parse_token_request(request, kOptions));
+}
+
+TEST(ParseTokenRequest, ImdsRouteMetadataHeaderValueIsCaseInsensitive) {
+  Request request = get("/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r");
+  request.set("metadata", "True");
+  expect_query(parse_token_request(request, kOptions));
+}
+
+TEST(ParseTokenRequest, ImdsRouteWithoutApiVersionIsABadRequest) {
+  expect_mentions(expect_bad_request(parse_token_request(
+                      get("/metadata/identity/oauth2/token?resource=r", true), kOptions)),
+                  "api-version");
+}
+
+// ---- min_validity and timeout ----
+
+TEST(ParseTokenRequest, MinValidityCanRaiseTheDefault) {
+  const auto query =
+      expect_query(parse_token_request(get("/v1/token?resource=r&min_validity=600"), kOptions));
+  EXPECT_EQ(query.min_validity, 600s);
+}
+
+TEST(ParseTokenRequest, MinValidityCannotLowerTheDefault) {
+  for (const char* value : {"0", "10", "59"}) {
+    const auto query = expect_query(parse_token_request(
+        get(std::string("/v1/token?resource=r&min_validity=") + value), kOptions));
+    EXPECT_EQ(query.min_validity, 60s) << value;
+  }
+}
+
+TEST(ParseTokenRequest, BadMinValidityIsABadRequest) {
+  for (const char* value : {"abc", "-1", "1.5", "", "86401", "99999999999999999999", "60s"}) {
+    SCOPED_TRACE(value);
+    expect_mentions(expect_bad_request(parse_token_request(
+                        get(std::string("/v1/token?resource=r&min_validity=") + value), kOptions)),
+                    "min_validity");
+  }
+}
+
+TEST(ParseTokenRequest, DuplicateMinValidityIsABadRequest) {
+  expect_bad_request(
+      parse_token_request(get("/v1/token?resource=r&min_validity=90&min_validity=600"), kOptions));
+}
+
+TEST(ParseTokenRequest, TimeoutLowersTheWait) {
+  EXPECT_EQ(expect_query(parse_token_request(get("/v1/token?resource=r&timeout=2"), kOptions)).wait,
+            2000ms);
+  EXPECT_EQ(
+      expect_query(parse_token_request(get("/v1/token?resource=r&timeout=0.25"), kOptions)).wait,
+      250ms);
+  // Tiny but positive timeouts still wait at least a millisecond.
+  EXPECT_EQ(
+      expect_query(parse_token_request(get("/v1/token?resource=r&timeout=0.0001"), kOptions)).wait,
+      1ms);
+}
+
+TEST(ParseTokenRequest, TimeoutCannotRaiseTheWaitAboveTheMaximum) {
+  for (const char* value : {"10", "11", "3600", "1e9"}) {
+    const auto query = expect_query(
+        parse_token_request(get(std::string("/v1/token?resource=r&timeout=") + value), kOptions));
+    EXPECT_EQ(query.wait, 10'000ms) << value;
+  }
+}
+
+TEST(ParseTokenRequest, BadTimeoutIsABadRequest) {
+  for (const char* value : {"0", "-1", "abc", "nan", "NaN", "inf", "-inf", "", "1e999", "5s"}) {
+    SCOPED_TRACE(value);
+    expect_mentions(expect_bad_request(parse_token_request(
+                        get(std::string("/v1/token?resource=r&timeout=") + value), kOptions)),
+                    "timeout");
+  }
+}
+
+// ---- token_body ----
+
+const SteadyTime kNow = SteadyTime{} + 1000h;
+
+Token sample_token() {
+  Token token;
+  token.upstream.access_token = "eyJ0eXAi.payload.sig";
+  token.upstream.token_type = "Bearer";
+  token.upstream.expires_in = 3600s;
+  token.upstream.expires_on = 1'767'229'200;
+  token.upstream.resource = "https://database.windows.net/";
+  token.upstream.client_id = "cid";
+  token.upstream.not_before = "1767225300";
+  token.upstream.ext_expires_in = "86399";
+  token.acquired_at = kNow - 600s;
+  token.expires_at = kNow + 3000s + 500ms;
+  return token;
+}
+
+TokenQuery query_for(std::string resource, bool imds_shape) {
+  TokenQuery query;
+  query.key.resource = std::move(resource);
+  query.imds_shape = imds_shape;
+  return query;
+}
+
+std::set<std::string> keys_of(const json& object) {
+  std::set<std::string> keys;
+  for (const auto& [key, value] : object.items()) keys.insert(key);
+  return keys;
+}
+
+TEST(TokenBody, V1ShapeHasNumbersAndExactlyTheDocumentedKeys) {
+  const auto body = json::parse(token_body(sample_token(), query_for("https://x/", false), kNow));
+  EXPECT_EQ(keys_of(body), (std::set<std::string>{"access_token", "token_type", "expires_on",
+                                                  "expires_in", "resource"}));
+  EXPECT_EQ(body["access_token"], "eyJ0eXAi.payload.sig");
+  EXPECT_EQ(body["token_type"], "Bearer");
+  ASSERT_TRUE(body["expires_on"].is_number_integer());
+  EXPECT_EQ(body["expires_on"].get<std::int64_t>(), 1'767'229'200);
+  ASSERT_TRUE(body["expires_in"].is_number_integer());
+  EXPECT_EQ(body["expires_in"].get<std::int64_t>(), 3000);
+  EXPECT_EQ(body["resource"], "https://database.windows.net/");
+}
+
+TEST(TokenBody, ExpiresInComesFromTheSteadyClockNotTheUpstreamLifetime) {
+  const auto token = sample_token();
+  const auto later = json::parse(token_body(token, query_for("r", false), kNow + 1000s));
+  EXPECT_EQ(later["expires_in"].get<std::int64_t>(), 2000);
+  // expires_on is the upstream's, unchanged.
+  EXPECT_EQ(later["expires_on"].get<std::int64_t>(), 1'767'229'200);
+}
+
+TEST(TokenBody, ExpiresInIsNeverNegative) {
+  const auto body = json::parse(token_body(sample_token(), query_for("r", false), kNow + 5000s));
+  EXPECT_EQ(body["expires_in"].get<std::int64_t>(), 0);
+}
+
+TEST(TokenBody, ResourceFallsBackToTheRequestedOneWhenTheUpstreamEchoedNone) {
+  auto token = sample_token();
+  token.upstream.resource.clear();
+  const auto body = json::parse(token_body(token, query_for("https://asked/", false), kNow));
+  EXPECT_EQ(body["resource"], "https://asked/");
+}
+
+TEST(TokenBody, ImdsShapeIsByteForByteImdsWithEveryNumberAsAString) {
+  const auto body = token_body(sample_token(), query_for("r", true), kNow);
+  EXPECT_EQ(body, R"({"access_token":"eyJ0eXAi.payload.sig","client_id":"cid","expires_in":"3000",)"
+                  R"("expires_on":"1767229200","ext_expires_in":"86399","not_before":"1767225300",)"
+                  R"("resource":"https://database.windows.net/","token_type":"Bearer"})");
+  const auto parsed = json::parse(body);
+  for (const auto& [key, value] : parsed.items()) EXPECT_TRUE(value.is_string()) << key;
+}
+
+TEST(TokenBody, ImdsShapeOmitsEchoFieldsTheUpstreamDidNotSend) {
+  auto token = sample_token();
+  token.upstream.client_id.clear();
+  token.upstream.not_before.clear();
+  token.upstream.ext_expires_in.clear();
+  const auto parsed = json::parse(token_body(token, query_for("r", true), kNow));
+  EXPECT_EQ(keys_of(parsed), (std::set<std::string>{"access_token", "expires_in", "expires_on",
+                                                    "ext_expires_in", "resource", "token_type"}));
+  EXPECT_EQ(parsed["ext_expires_in"], "3000");
+  for (const auto& [key, value] : parsed.items()) EXPECT_TRUE(value.is_string()) << key;
+}
+
+TEST(TokenBody, OddCharactersAreJsonEscapedInBothShapes) {
+  auto token = sample_token();
+  token.upstream.access_token = "a\"b\\c\nd\te\x01f</g>é";
+  token.upstream.resource = "https://x/\"quoted\"\r\n";
+  token.upstream.client_id = "c\"id";
+  token.upstream.not_before = "\x7f";
+  token.upstream.token_type = "Bea\"rer";
+  for (bool imds : {false, true}) {
+    SCOPED_TRACE(imds ? "imds" : "v1");
+    const auto body = token_body(token, query_for("r", imds), kNow);
+    ASSERT_TRUE(json::accept(body)) << body;
+    const auto parsed = json::parse(body);
+    EXPECT_EQ(parsed["access_token"], token.upstream.access_token);
+    EXPECT_EQ(parsed["resource"], token.upstream.resource);
+    EXPECT_EQ(parsed["token_type"], token.upstream.token_type);
+    if (imds) {
+      EXPECT_EQ(parsed["client_id"], "c\"id");
+    }
+  }
+}
+
+TEST(TokenBody, InvalidUtf8StillGivesValidJson) {
+  auto token = sample_token();
+  token.upstream.resource = "bad\xff\xfe";
+  for (bool imds : {false, true}) {
+    const auto body = token_body(token, query_for("r", imds), kNow);
+    EXPECT_TRUE(json::accept(body)) << body;
+  }
+}
+
+// ---- errors and responses ----
+
+TEST(ErrorBody, IsTheDocumentedJsonObjectWithEscaping) {
+  const auto body = json::parse(error_body("invalid_request", "bad \"resource\"\n"));
+  EXPECT_EQ(keys_of(body), (std::set<std::string>{"error", "error_description"}));
+  EXPECT_EQ(body["error"], "invalid_request");
+  EXPECT_EQ(body["error_description"], "bad \"resource\"\n");
+}
+
+TEST(MakeError, CarriesStatusJsonNoStoreAndRetryAfterWhenPositive) {
+  const auto request = get("/v1/token?resource=r");
+  const auto response =
+      make_error(request, ServeError{503, "token_unavailable", "upstream said 503", 7s});
+  EXPECT_EQ(response.result_int(), 503u);
+  EXPECT_EQ(response[http::field::retry_after], "7");
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+  EXPECT_EQ(response[http::field::cache_control], "no-store");
+  const auto body = json::parse(response.body());
+  EXPECT_EQ(body["error"], "token_unavailable");
+  EXPECT_EQ(body["error_description"], "upstream said 503");
+  EXPECT_EQ(response[http::field::content_length], std::to_string(response.body().size()));
+}
+
+TEST(MakeError, HasNoRetryAfterWhenZero) {
+  const auto response =
+      make_error(get("/v1/token"), ServeError{400, "invalid_request", "no resource", 0s});
+  EXPECT_EQ(response.result_int(), 400u);
+  EXPECT_EQ(response.count(http::field::retry_after), 0u);
+  EXPECT_EQ(response[http::field::cache_control], "no-store");
+  EXPECT_EQ(response[http::field::content_type], "application/json");
+}
+
+TEST(MakeResponse, FollowsTheRequestsKeepAliveAndVersion) {
+  auto request = get("/v1/token");
+  request.keep_alive(true);
+  EXPECT_TRUE(make_response(request, http::status::ok, "{}").keep_alive());
+  request.keep_alive(false);
+  EXPECT_FALSE(make_response(request, http::status::ok, "{}").keep_alive());
+
+  Request old{http::verb::get, "/v1/token", 10};
+  const auto response = make_response(old, http::status::ok, "{}");
+  EXPECT_EQ(response.version(), 10u);
+  EXPECT_EQ(response[http::field::cache_control], "no-store");
+}
+
+TEST(TargetPath, StripsTheQuery) {
+  EXPECT_EQ(target_path("/v1/token?resource=r"), "/v1/token");
+  EXPECT_EQ(target_path("/v1/token"), "/v1/token");
+  EXPECT_EQ(target_path("/v1/token?"), "/v1/token");
+  EXPECT_EQ(target_path("/a?b?c"), "/a");
+  EXPECT_EQ(target_path(""), "");
+  EXPECT_EQ(target_path("?x"), "");
+}
+
+}  // namespace
+}  // namespace broker

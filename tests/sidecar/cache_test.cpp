@@ -1,0 +1,550 @@
+// TokenCache driven by a real io_context on the test thread, a FakeSource and a FakeClock.
+// Real time is only spent where the cache itself waits on timers (backoff, waiters); those waits
+// are kept to a few milliseconds by a tiny RetryPolicy.
+
+#include "broker/cache.hpp"
+
+#include "fakes.hpp"
+
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace broker {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing::FakeClock;
+using testing::FakeSource;
+using testing::run_for;
+using testing::run_until;
+using testing::upstream_failure;
+using testing::upstream_token;
+
+const TokenKey kSql{{}, "https://database.windows.net/"};
+const TokenKey kVault{{}, "https://vault.azure.net"};
+const TokenKey kSqlAsUser{{Identity::Kind::client_id, "cid"}, "https://database.windows.net/"};
+
+CacheOptions fast_options() {
+  CacheOptions options;
+  options.retry = RetryPolicy{1ms, 5ms};
+  options.attempt_timeout = 1500ms;
+  options.error_ttl = 5s;
+  options.upstream_concurrency = 4;
+  return options;
+}
+
+/// The result of a get() running as its own coroutine.
+struct Pending {
+  std::optional<GetResult> result;
+  bool done() const { return result.has_value(); }
+};
+
+asio::awaitable<void> do_get(TokenCache& cache, TokenKey key, std::chrono::seconds min_validity,
+                             SteadyTime deadline, std::shared_ptr<Pending> out) {
+  out->result = co_await cache.get(std::move(key), min_validity, deadline);
+}
+
+TokenPtr expect_token(const Pending& pending) {
+  if (!pending.result) {
+    ADD_FAILURE() << "get() has not finished";
+    return nullptr;
+  }
+  if (const auto* error = std::get_if<ServeError>(&*pending.result)) {
+    ADD_FAILURE() << "expected a token, got " << error->status << " " << error->error << ": "
+                  << error->description;
+    return nullptr;
+  }
+  return std::get<TokenPtr>(*pending.result);
+}
+
+ServeError expect_error(const Pending& pending) {
+  if (!pending.result) {
+    ADD_FAILURE() << "get() has not finished";
+    return {};
+  }
+  if (std::holds_alternative<TokenPtr>(*pending.result)) {
+    ADD_FAILURE() << "expected an error, got a token";
+    return {};
+  }
+  return std::get<ServeError>(*pending.result);
+}
+
+/// The value of an unlabelled counter in the /metrics text.
+double metric(const std::string& text, const std::string& name) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  ADD_FAILURE() << name << " not in metrics";
+  return -1;
+}
+
+class TokenCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    previous_level_ = spdlog::get_level();
+    spdlog::set_level(spdlog::level::off);  // the cache logs every attempt; keep test output short
+    make_cache(fast_options());
+  }
+
+  void TearDown() override {
+    // Let every coroutine end before the cache and the fakes go away.
+    cache_->stop();
+    source_.hold(false);
+    source_.release();
+    io_.restart();
+    io_.run_for(1s);
+    EXPECT_TRUE(io_.stopped()) << "a cache coroutine was still running after stop()";
+    cache_.reset();
+    spdlog::set_level(previous_level_);
+  }
+
+  void make_cache(CacheOptions options) {
+    options_ = options;
+    cache_ = std::make_unique<TokenCache>(
+        io_.get_executor(), source_, clock_, [] { return 0.5; }, options, metrics_);
+  }
+
+  std::shared_ptr<Pending> start_get(const TokenKey& key, std::chrono::seconds min_validity = 60s,
+                                     std::chrono::steady_clock::duration wait = 10s) {
+    auto pending = std::make_shared<Pending>();
+    asio::co_spawn(io_, do_get(*cache_, key, min_validity, clock_.steady_now() + wait, pending),
+                   asio::detached);
+    return pending;
+  }
+
+  /// get() to completion (or until the real-time limit of run_until).
+  std::shared_ptr<Pending> get(const TokenKey& key, std::chrono::seconds min_validity = 60s,
+                               std::chrono::steady_clock::duration wait = 10s) {
+    auto pending = start_get(key, min_validity, wait);
+    EXPECT_TRUE(run_until(io_, [&] { return pending->done(); })) << "get() did not finish";
+    return pending;
+  }
+
+  /// Moves the fake clock forward by `by` once `after` of real time has passed.
+  void advance_clock_after(std::chrono::milliseconds after,
+                           std::chrono::steady_clock::duration by) {
+    auto timer = std::make_shared<asio::steady_timer>(io_, after);
+    timer->async_wait([this, timer, by](boost::system::error_code) { clock_.advance(by); });
+  }
+
+  std::optional<TokenCache::Status> status_of(const TokenKey& key) const {
+    for (auto& status : cache_->status()) {
+      if (status.key == key) return status;
+    }
+    return std::nullopt;
+  }
+
+  std::string metrics_text() const { return metrics_.render(cache_->expiries()); }
+
+  asio::io_context io_;
+  FakeClock clock_;
+  FakeSource source_;
+  Metrics metrics_;
+  CacheOptions options_;
+  std::unique_ptr<TokenCache> cache_;
+  spdlog::level::level_enum previous_level_ = spdlog::level::info;
+};
+
+// ---- single flight ----
+
+TEST_F(TokenCacheTest, HundredConcurrentColdGetsShareOneUpstreamCall) {
+  source_.hold();
+  source_.always(upstream_token("t1", 3600s, clock_));
+  std::vector<std::shared_ptr<Pending>> gets;
+  for (int i = 0; i < 100; ++i) gets.push_back(start_get(kSql));
+
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 1; }));
+  run_for(io_, 20ms);  // every get() is parked on the one call by now
+  EXPECT_EQ(source_.calls(), 1);
+  for (const auto& pending : gets) EXPECT_FALSE(pending->done());
+
+  source_.release();
+  ASSERT_TRUE(run_until(io_, [&] {
+    return std::all_of(gets.begin(), gets.end(), [](const auto& p) { return p->done(); });
+  }));
+  EXPECT_EQ(source_.calls(), 1);
+  const TokenPtr first = expect_token(*gets.front());
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->upstream.access_token, "t1");
+  for (const auto& pending : gets) EXPECT_EQ(expect_token(*pending), first);
+  EXPECT_EQ(source_.keys().front(), kSql);
+}
+
+TEST_F(TokenCacheTest, DifferentKeysGetSeparateConcurrentUpstreamCalls) {
+  source_.hold();
+  source_.always(upstream_token("t", 3600s, clock_));
+  auto sql = start_get(kSql);
+  auto vault = start_get(kVault);
+  auto sql_as_user = start_get(kSqlAsUser);
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 3; }));
+  EXPECT_EQ(source_.calls(), 3);
+  const auto& keys = source_.keys();
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), kSql), 1);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), kVault), 1);
+  EXPECT_EQ(std::count(keys.begin(), keys.end(), kSqlAsUser), 1);
+
+  source_.release();
+  ASSERT_TRUE(run_until(io_, [&] { return sql->done() && vault->done() && sql_as_user->done(); }));
+  const auto a = expect_token(*sql), b = expect_token(*vault), c = expect_token(*sql_as_user);
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_NE(b, c);
+}
+
+TEST_F(TokenCacheTest, SourceAnsweringWithoutSuspendingStillWakesTheFirstCaller) {
+  // Not holding: FakeSource::fetch completes without ever suspending, as a source that fails a
+  // local check (e.g. an unreadable token file) would. The caller must get the answer at once,
+  // not at its deadline.
+  source_.always(upstream_token("t1", 3600s, clock_));
+  auto pending = start_get(kSql, 60s, 10s);
+  ASSERT_TRUE(run_until(
+      io_, [&] { return pending->done(); }, 1000ms));
+  EXPECT_NE(expect_token(*pending), nullptr);
+
+  source_.always(upstream_failure(400));
+  auto rejected = start_get(kVault, 60s, 10s);
+  ASSERT_TRUE(run_until(
+      io_, [&] { return rejected->done(); }, 1000ms));
+  EXPECT_EQ(expect_error(*rejected).status, 400u);
+}
+
+TEST_F(TokenCacheTest, HeldTokenIsServedFromTheCacheWithoutAnUpstreamCall) {
+  source_.always(upstream_token("t1", 3600s, clock_));
+  const auto first = expect_token(*get(kSql));
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(source_.calls(), 1);
+  EXPECT_EQ(source_.last_timeout(), options_.attempt_timeout);
+
+  clock_.advance(100s);
+  const auto second = expect_token(*get(kSql));
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(source_.calls(), 1);
+  const auto text = metrics_text();
+  EXPECT_EQ(metric(text, "token_broker_cache_waits_total"), 1);
+  EXPECT_EQ(metric(text, "token_broker_cache_hits_total"), 1);
+}
+
+TEST_F(TokenCacheTest, TokenExpiresAtIsTakenFromTheSteadyClockWhenFetched) {
+  source_.always(upstream_token("t1", 3600s, clock_));
+  const auto before = clock_.steady_now();
+  const auto token = expect_token(*get(kSql));
+  ASSERT_NE(token, nullptr);
+  EXPECT_EQ(token->acquired_at, before);
+  EXPECT_EQ(token->expires_at, before + 3600s);
+  EXPECT_FALSE(token->fingerprint.empty());
+  EXPECT_EQ(token->fingerprint.find("t1"), std::string::npos);
+}
+
+// ---- fail-fast errors ----
+
+TEST_F(TokenCacheTest, FailFastBadRequestReachesTheWaiterAtOnceAsA400) {
+  source_.always(upstream_failure(400, "AADSTS500011: resource not found"));
+  const auto error = expect_error(*get(kSql));
+  EXPECT_EQ(error.status, 400u);
+  EXPECT_EQ(error.error, "upstream_rejected");
+  EXPECT_NE(error.description.find("HTTP 400"), std::string::npos) << error.description;
+  EXPECT_NE(error.description.find("AADSTS500011"), std::string::npos) << error.description;
+  EXPECT_NE(error.description.find(kSql.resource), std::string::npos) << error.description;
+  EXPECT_GE(error.retry_after, 1s);
+  EXPECT_LE(error.retry_after, options_.error_ttl);
+  EXPECT_EQ(source_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, FailFastErrorIsRememberedForErrorTtlWithoutCallingTheUpstream) {
+  source_.always(upstream_failure(400));
+  expect_error(*get(kSql));
+  ASSERT_EQ(source_.calls(), 1);
+
+  clock_.advance(3s);
+  const auto again = expect_error(*get(kSql));
+  EXPECT_EQ(again.status, 400u);
+  EXPECT_EQ(source_.calls(), 1) << "a remembered error must not reach the upstream";
+  EXPECT_EQ(again.retry_after, 2s);
+
+  clock_.advance(3s);  // past error_ttl: the next caller tries again
+  expect_error(*get(kSql));
+  EXPECT_EQ(source_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, UpstreamUnauthorizedOrForbiddenBecomes403) {
+  source_.always(upstream_failure(401));
+  EXPECT_EQ(expect_error(*get(kSql)).status, 403u);
+  source_.always(upstream_failure(403));
+  EXPECT_EQ(expect_error(*get(kVault)).status, 403u);
+}
+
+// ---- transient errors and deadlines ----
+
+TEST_F(TokenCacheTest, TransientErrorsKeepWaitersWaitingUntilALaterAttemptSucceeds) {
+  source_.then(upstream_failure(503));
+  source_.then(upstream_failure(0, "connection refused"));
+  source_.then(upstream_failure(429));
+  source_.then(upstream_token("t1", 3600s, clock_));
+  auto pending = get(kSql);
+  const auto token = expect_token(*pending);
+  ASSERT_NE(token, nullptr);
+  EXPECT_EQ(token->upstream.access_token, "t1");
+  EXPECT_EQ(source_.calls(), 4);
+  EXPECT_TRUE(status_of(kSql)->last_error.empty());
+}
+
+TEST_F(TokenCacheTest, DeadlinePassingWhileUpstreamKeepsFailingGives503NamingTheFailure) {
+  source_.always(upstream_failure(503, "IMDS is busy"));
+  auto pending = start_get(kSql, 60s, 10s);
+  advance_clock_after(60ms, 11s);
+  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
+  const auto error = expect_error(*pending);
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.error, "token_unavailable");
+  EXPECT_GE(error.retry_after, 1s);
+  EXPECT_NE(error.description.find("HTTP 503"), std::string::npos) << error.description;
+  EXPECT_NE(error.description.find("IMDS is busy"), std::string::npos) << error.description;
+  EXPECT_GE(source_.calls(), 2) << "transient errors are retried while the caller waits";
+}
+
+TEST_F(TokenCacheTest, DeadlineWhileTheFirstCallIsStillRunningSaysSo) {
+  source_.hold();
+  source_.always(upstream_token("t1", 3600s, clock_));
+  auto pending = start_get(kSql, 60s, 100ms);
+  advance_clock_after(30ms, 1s);
+  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
+  const auto error = expect_error(*pending);
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.retry_after, 1s);
+  EXPECT_NE(error.description.find("in progress"), std::string::npos) << error.description;
+}
+
+TEST_F(TokenCacheTest, TimeoutRetryAfterReflectsTheUpstreamsRetryAfter) {
+  source_.always(upstream_failure(429, "throttled", 20'000ms));
+  auto pending = start_get(kSql, 60s, 100ms);
+  advance_clock_after(30ms, 1s);
+  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
+  const auto error = expect_error(*pending);
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.retry_after, 19s);
+  EXPECT_EQ(source_.calls(), 1) << "Retry-After: 20 must hold the next attempt back";
+}
+
+// ---- refresh, stale serving ----
+
+TEST_F(TokenCacheTest, StaleTokenIsServedWhileRefreshesFailUntilBelowMinValidity) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_failure(503, "IMDS is busy"));
+  const auto held = expect_token(*get(kSql));
+  ASSERT_NE(held, nullptr);
+
+  // Past the refresh time (half-life with jitter 0.5 = 1800 s), still valid for 1600 s.
+  clock_.advance(2000s);
+  // A caller that needs more than is left makes the cache refresh now (and gives up at once).
+  const auto needs_more = expect_error(*get(kSql, 1700s, 0s));
+  EXPECT_EQ(needs_more.status, 503u);
+  EXPECT_NE(needs_more.description.find("1600 s left"), std::string::npos)
+      << needs_more.description;
+  ASSERT_TRUE(run_until(io_, [&] { return source_.calls() >= 2; }));
+  run_for(io_, 5ms);
+
+  const auto served = expect_token(*get(kSql));
+  EXPECT_EQ(served, held) << "the held token is served while refreshing fails";
+  const auto text = metrics_text();
+  EXPECT_GE(metric(text, "token_broker_stale_serves_total"), 1);
+  EXPECT_GE(metric(text, "token_broker_refresh_failures_total"), 1);
+  const auto status = status_of(kSql);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->held);
+  EXPECT_NE(status->last_error.find("HTTP 503"), std::string::npos) << status->last_error;
+
+  // 50 s left: below the default min_validity of 60 s, so it is not served any more.
+  clock_.advance(1550s);
+  const auto error = expect_error(*get(kSql, 60s, 0s));
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.error, "token_unavailable");
+  EXPECT_NE(error.description.find("50 s left"), std::string::npos) << error.description;
+  EXPECT_NE(error.description.find("HTTP 503"), std::string::npos) << error.description;
+  // A caller content with less still gets it.
+  EXPECT_EQ(expect_token(*get(kSql, 30s, 0s)), held);
+}
+
+TEST_F(TokenCacheTest, CallerNeedingMoreValidityGetsAFreshTokenFromAnEarlyRefresh) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  const auto first = expect_token(*get(kSql));
+  clock_.advance(10s);
+  source_.always(upstream_token("t2", 3600s, clock_));
+  const auto fresh = expect_token(*get(kSql, 3595s));
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_NE(fresh, first);
+  EXPECT_EQ(fresh->upstream.access_token, "t2");
+  EXPECT_EQ(source_.calls(), 2);
+  // Everyone now gets the newer token.
+  EXPECT_EQ(expect_token(*get(kSql)), fresh);
+}
+
+TEST_F(TokenCacheTest, BrandNewTokenIsNotRefreshedEarlyForAGreedyCaller) {
+  source_.always(upstream_token("t1", 3600s, clock_));
+  expect_token(*get(kSql));
+  const auto error = expect_error(*get(kSql, 3601s, 0s));
+  EXPECT_EQ(error.status, 503u);
+  run_for(io_, 20ms);
+  EXPECT_EQ(source_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, RefreshReturningTheSameTokenKeepsItAndBacksOff) {
+  CacheOptions options = fast_options();
+  options.retry = RetryPolicy{50ms, 1000ms};
+  make_cache(options);
+  const auto same = upstream_token("t1", 3600s, clock_);
+  source_.always(same);
+  const auto held = expect_token(*get(kSql));
+  ASSERT_NE(held, nullptr);
+
+  clock_.advance(2000s);
+  expect_error(*get(kSql, 1700s, 0s));  // starts a refresh; the upstream hands back t1
+  run_for(io_, 200ms);
+  // With jitter 0.5 the backoff is 25, 50, 100, 200 ms…: at most 1 + 4 calls in 200 ms, no
+  // matter how slow the machine is. A hot loop would make hundreds.
+  EXPECT_GE(source_.calls(), 2);
+  EXPECT_LE(source_.calls(), 6);
+
+  EXPECT_EQ(expect_token(*get(kSql)), held);
+  const auto status = status_of(kSql);
+  ASSERT_TRUE(status);
+  EXPECT_NE(status->last_error.find("not_newer"), std::string::npos) << status->last_error;
+  EXPECT_GE(metric(metrics_text(), "token_broker_refresh_failures_total"), 1);
+}
+
+TEST_F(TokenCacheTest, NewerTokenFromARefreshClearsTheLastError) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_failure(503));
+  expect_token(*get(kSql));
+  clock_.advance(2000s);
+  expect_error(*get(kSql, 1700s, 0s));
+  ASSERT_TRUE(run_until(io_, [&] { return source_.calls() >= 2; }));
+  source_.always(upstream_token("t2", 3600s, clock_));
+  ASSERT_TRUE(run_until(io_, [&] { return status_of(kSql)->last_error.empty(); }));
+  EXPECT_EQ(expect_token(*get(kSql))->upstream.access_token, "t2");
+  EXPECT_EQ(status_of(kSql)->time_left, 3600s);
+}
+
+// ---- prefetch, status, limits, stop ----
+
+TEST_F(TokenCacheTest, PrefetchStartsAFetchAndStatusReportsPrefetchedThenHeld) {
+  source_.hold();
+  source_.always(upstream_token("t1", 3600s, clock_));
+  cache_->prefetch(kSql);
+  auto status = status_of(kSql);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(status->prefetched);
+  EXPECT_FALSE(status->held);
+
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 1; }));
+  cache_->prefetch(kSql);  // already fetching: no second call
+  run_for(io_, 10ms);
+  EXPECT_EQ(source_.calls(), 1);
+
+  source_.release();
+  ASSERT_TRUE(run_until(io_, [&] { return status_of(kSql)->held; }));
+  status = status_of(kSql);
+  EXPECT_TRUE(status->prefetched);
+  EXPECT_EQ(status->time_left, 3600s);
+  EXPECT_TRUE(status->last_error.empty());
+
+  // Served from the cache, no further call.
+  expect_token(*get(kSql));
+  EXPECT_EQ(source_.calls(), 1);
+  const auto expiries = cache_->expiries();
+  ASSERT_EQ(expiries.size(), 1u);
+  EXPECT_EQ(expiries[0].resource, kSql.resource);
+  EXPECT_EQ(expiries[0].identity, "default");
+  EXPECT_DOUBLE_EQ(expiries[0].seconds_left, 3600.0);
+}
+
+TEST_F(TokenCacheTest, StatusOfAKeyOnlyAskedForIsNotPrefetchedAndShowsTheLastError) {
+  source_.always(upstream_failure(403, "identity not assigned"));
+  expect_error(*get(kSql));
+  const auto status = status_of(kSql);
+  ASSERT_TRUE(status);
+  EXPECT_FALSE(status->prefetched);
+  EXPECT_FALSE(status->held);
+  EXPECT_NE(status->last_error.find("HTTP 403"), std::string::npos) << status->last_error;
+  EXPECT_NE(status->last_error.find("identity not assigned"), std::string::npos);
+}
+
+TEST_F(TokenCacheTest, UpstreamConcurrencyIsCappedAndFreedSlotsWakeEveryQueuedFetch) {
+  CacheOptions options = fast_options();
+  options.upstream_concurrency = 2;
+  make_cache(options);
+  source_.hold();
+  source_.always(upstream_token("t", 3600s, clock_));
+  const std::vector<TokenKey> keys = {{{}, "r1"}, {{}, "r2"}, {{}, "r3"}, {{}, "r4"}};
+  for (const auto& key : keys) cache_->prefetch(key);
+
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 2; }));
+  run_for(io_, 10ms);
+  EXPECT_EQ(source_.in_flight(), 2) << "at most upstream_concurrency calls at a time";
+
+  // Both calls finish in the same turn: both freed slots must go to the two queued fetches.
+  source_.release();
+  EXPECT_TRUE(run_until(
+      io_, [&] { return source_.held() == 2; }, 300ms))
+      << "only " << source_.held() << " of the 2 queued fetches started after 2 slots freed";
+  EXPECT_EQ(source_.calls(), 4);
+
+  source_.release();
+  ASSERT_TRUE(run_until(io_, [&] {
+    const auto all = cache_->status();
+    return std::all_of(all.begin(), all.end(), [](const auto& s) { return s.held; });
+  }));
+}
+
+TEST_F(TokenCacheTest, TooManyDistinctKeysAreRefusedWith503) {
+  CacheOptions options = fast_options();
+  options.max_entries = 2;
+  make_cache(options);
+  source_.always(upstream_token("t", 3600s, clock_));
+  expect_token(*get({{}, "r1"}));
+  expect_token(*get({{}, "r2"}));
+  const auto error = expect_error(*get({{}, "r3"}));
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.error, "too_many_tokens");
+  EXPECT_GE(error.retry_after, 1s);
+  EXPECT_EQ(source_.calls(), 2);
+  // Known keys are still served.
+  expect_token(*get({{}, "r1"}));
+}
+
+TEST_F(TokenCacheTest, StopReleasesWaitersWithShuttingDown) {
+  source_.hold();
+  source_.always(upstream_token("t1", 3600s, clock_));
+  auto first = start_get(kSql);
+  auto second = start_get(kVault);
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 2; }));
+
+  cache_->stop();
+  ASSERT_TRUE(run_until(io_, [&] { return first->done() && second->done(); }));
+  for (const auto& pending : {first, second}) {
+    const auto error = expect_error(*pending);
+    EXPECT_EQ(error.status, 503u);
+    EXPECT_EQ(error.error, "shutting_down");
+    EXPECT_GE(error.retry_after, 1s);
+  }
+  // New callers are turned away too, without reaching the upstream.
+  const auto later = expect_error(*get({{}, "r-new"}));
+  EXPECT_EQ(later.error, "shutting_down");
+  EXPECT_EQ(source_.calls(), 2);
+}
+
+}  // namespace
+}  // namespace broker

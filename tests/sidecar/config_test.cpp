@@ -1,0 +1,361 @@
+#include "broker/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace broker {
+namespace {
+
+using namespace std::chrono_literals;
+using Env = std::map<std::string, std::string>;
+using Args = std::vector<std::string>;
+
+Getenv env_of(Env env) {
+  return [env = std::move(env)](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+ParseOutcome parse(const Args& args, Env env = {}) {
+  return parse_config(args, env_of(std::move(env)));
+}
+
+Config parse_ok(const Args& args, Env env = {}) {
+  auto outcome = parse(args, std::move(env));
+  EXPECT_TRUE(outcome.error.empty()) << outcome.error;
+  EXPECT_TRUE(outcome.config.has_value());
+  return outcome.config.value_or(Config{});
+}
+
+/// Asserts that parsing fails and the one-line error names `flag`.
+void expect_error_naming(const Args& args, const std::string& flag, Env env = {}) {
+  auto outcome = parse(args, std::move(env));
+  EXPECT_FALSE(outcome.config.has_value()) << ::testing::PrintToString(args);
+  EXPECT_NE(outcome.error.find(flag), std::string::npos)
+      << "error '" << outcome.error << "' does not name " << flag;
+  EXPECT_EQ(outcome.error.find('\n'), std::string::npos) << outcome.error;
+}
+
+TEST(ParseConfig, NoFlagsGiveTheDocumentedDefaults) {
+  const auto config = parse_ok({});
+  EXPECT_EQ(config.source, "imds");
+  EXPECT_NE(config.source_reason.find("auto"), std::string::npos) << config.source_reason;
+  EXPECT_EQ(config.imds_endpoint, "http://169.254.169.254");
+  EXPECT_EQ(config.socket_path, "/var/run/token-broker/broker.sock");
+  EXPECT_EQ(config.socket_mode, 0660u);
+  EXPECT_TRUE(config.admin_enabled);
+  EXPECT_EQ(config.admin_host, "0.0.0.0");
+  EXPECT_EQ(config.admin_port, 8081);
+  EXPECT_TRUE(config.prefetch.empty());
+  EXPECT_EQ(config.default_identity, Identity{});
+  EXPECT_EQ(config.min_validity, 60s);
+  EXPECT_EQ(config.request_timeout, 10'000ms);
+  EXPECT_EQ(config.upstream_timeout, 10'000ms);
+  EXPECT_EQ(config.upstream_concurrency, 4);
+  EXPECT_EQ(config.retry.base, 1000ms);
+  EXPECT_EQ(config.retry.cap, 30'000ms);
+  EXPECT_EQ(config.error_ttl, 5s);
+  EXPECT_EQ(config.shutdown_grace, 10s);
+  EXPECT_EQ(config.idle_timeout, 60s);
+  EXPECT_EQ(config.header_timeout, 10s);
+  EXPECT_EQ(config.max_connections, 1024u);
+  EXPECT_EQ(config.log_format, tb::log::Format::json);
+  EXPECT_EQ(config.log_level, spdlog::level::info);
+}
+
+TEST(ParseConfig, EveryFlagAcceptsAValidValue) {
+  const auto config = parse_ok({"--source",
+                                "imds",
+                                "--imds-endpoint",
+                                "http://127.0.0.1:9000",
+                                "--socket",
+                                "/tmp/tb.sock",
+                                "--socket-mode",
+                                "0600",
+                                "--admin-listen",
+                                "127.0.0.1:9090",
+                                "--prefetch",
+                                "https://a/,https://b/",
+                                "--client-id",
+                                "cid",
+                                "--min-validity",
+                                "120",
+                                "--request-timeout",
+                                "3",
+                                "--upstream-timeout",
+                                "4",
+                                "--upstream-concurrency",
+                                "2",
+                                "--retry-base-ms",
+                                "50",
+                                "--retry-max-ms",
+                                "500",
+                                "--error-ttl",
+                                "0",
+                                "--max-connections",
+                                "10",
+                                "--idle-timeout",
+                                "5",
+                                "--header-timeout",
+                                "6",
+                                "--shutdown-grace",
+                                "7",
+                                "--log-format",
+                                "text",
+                                "--log-level",
+                                "debug"});
+  EXPECT_EQ(config.source, "imds");
+  EXPECT_NE(config.source_reason.find("--source imds"), std::string::npos);
+  EXPECT_EQ(config.imds_endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(config.socket_path, "/tmp/tb.sock");
+  EXPECT_EQ(config.socket_mode, 0600u);
+  EXPECT_TRUE(config.admin_enabled);
+  EXPECT_EQ(config.admin_host, "127.0.0.1");
+  EXPECT_EQ(config.admin_port, 9090);
+  EXPECT_EQ(config.prefetch, (std::vector<std::string>{"https://a/", "https://b/"}));
+  EXPECT_EQ(config.default_identity, (Identity{Identity::Kind::client_id, "cid"}));
+  EXPECT_EQ(config.min_validity, 120s);
+  EXPECT_EQ(config.request_timeout, 3s);
+  EXPECT_EQ(config.upstream_timeout, 4s);
+  EXPECT_EQ(config.upstream_concurrency, 2);
+  EXPECT_EQ(config.retry.base, 50ms);
+  EXPECT_EQ(config.retry.cap, 500ms);
+  EXPECT_EQ(config.error_ttl, 0s);
+  EXPECT_EQ(config.max_connections, 10u);
+  EXPECT_EQ(config.idle_timeout, 5s);
+  EXPECT_EQ(config.header_timeout, 6s);
+  EXPECT_EQ(config.shutdown_grace, 7s);
+  EXPECT_EQ(config.log_format, tb::log::Format::text);
+  EXPECT_EQ(config.log_level, spdlog::level::debug);
+}
+
+TEST(ParseConfig, EveryFlagRejectsAnInvalidValueNamingTheFlag) {
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"source", "nmi"},
+      {"imds-endpoint", "https://169.254.169.254"},
+      {"imds-endpoint", "not a url"},
+      {"socket", ""},
+      {"socket", std::string(108, 's')},
+      {"socket-mode", "rw"},
+      {"admin-listen", "8081"},
+      {"admin-listen", "0.0.0.0:70000"},
+      {"min-validity", "-1"},
+      {"min-validity", "3601"},
+      {"request-timeout", "0"},
+      {"request-timeout", "1.5"},
+      {"upstream-timeout", "301"},
+      {"upstream-concurrency", "0"},
+      {"upstream-concurrency", "65"},
+      {"retry-base-ms", "0"},
+      {"retry-max-ms", "600001"},
+      {"error-ttl", "ten"},
+      {"max-connections", "0"},
+      {"idle-timeout", "0"},
+      {"header-timeout", ""},
+      {"shutdown-grace", "301"},
+      {"log-format", "xml"},
+      {"log-level", "verbose"},
+  };
+  for (const auto& [flag, value] : bad) {
+    SCOPED_TRACE("--" + flag + " '" + value + "'");
+    expect_error_naming({"--" + flag, value}, "--" + flag);
+  }
+}
+
+TEST(ParseConfig, NumericErrorSaysTheAllowedRangeAndTheValueGiven) {
+  const auto outcome = parse({"--min-validity", "abc"});
+  EXPECT_NE(outcome.error.find("0 to 3600"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("'abc'"), std::string::npos) << outcome.error;
+}
+
+TEST(ParseConfig, FlagEqualsValueFormIsAccepted) {
+  const auto config = parse_ok({"--min-validity=90", "--socket=/tmp/x.sock", "--prefetch="});
+  EXPECT_EQ(config.min_validity, 90s);
+  EXPECT_EQ(config.socket_path, "/tmp/x.sock");
+  EXPECT_TRUE(config.prefetch.empty());
+}
+
+TEST(ParseConfig, FlagEqualsValueFormValidatesTheValue) {
+  expect_error_naming({"--min-validity=ninety"}, "--min-validity");
+}
+
+TEST(ParseConfig, EnvironmentVariableSetsAFlag) {
+  const auto config = parse_ok({}, {{"TOKEN_BROKER_MIN_VALIDITY", "300"},
+                                    {"TOKEN_BROKER_ADMIN_LISTEN", "off"},
+                                    {"TOKEN_BROKER_PREFETCH", "https://a/"},
+                                    {"TOKEN_BROKER_RETRY_BASE_MS", "20"}});
+  EXPECT_EQ(config.min_validity, 300s);
+  EXPECT_FALSE(config.admin_enabled);
+  EXPECT_EQ(config.prefetch, std::vector<std::string>{"https://a/"});
+  EXPECT_EQ(config.retry.base, 20ms);
+}
+
+TEST(ParseConfig, FlagWinsOverTheEnvironment) {
+  const auto config = parse_ok(
+      {"--min-validity", "30", "--prefetch", "https://b/"},
+      {{"TOKEN_BROKER_MIN_VALIDITY", "300"}, {"TOKEN_BROKER_PREFETCH", "https://a/,https://c/"}});
+  EXPECT_EQ(config.min_validity, 30s);
+  EXPECT_EQ(config.prefetch, std::vector<std::string>{"https://b/"});
+}
+
+TEST(ParseConfig, InvalidEnvironmentValueNamesTheVariableAndTheFlag) {
+  const auto outcome = parse({}, {{"TOKEN_BROKER_UPSTREAM_CONCURRENCY", "lots"}});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("TOKEN_BROKER_UPSTREAM_CONCURRENCY"), std::string::npos)
+      << outcome.error;
+  EXPECT_NE(outcome.error.find("--upstream-concurrency"), std::string::npos) << outcome.error;
+}
+
+TEST(ParseConfig, UnknownFlagIsAnError) {
+  expect_error_naming({"--min-valdity", "30"}, "--min-valdity");
+}
+
+TEST(ParseConfig, PositionalArgumentIsAnError) { expect_error_naming({"imds"}, "imds"); }
+
+TEST(ParseConfig, FlagWithoutItsValueIsAnError) {
+  expect_error_naming({"--socket"}, "--socket");
+  expect_error_naming({"--min-validity", "30", "--prefetch"}, "--prefetch");
+}
+
+TEST(ParseConfig, HelpAndVersionAreReportedWithoutAConfig) {
+  for (const char* flag : {"--help", "-h"}) {
+    const auto outcome = parse({flag});
+    EXPECT_TRUE(outcome.help) << flag;
+    EXPECT_FALSE(outcome.config) << flag;
+    EXPECT_TRUE(outcome.error.empty()) << flag;
+  }
+  const auto outcome = parse({"--version"});
+  EXPECT_TRUE(outcome.version);
+  EXPECT_FALSE(outcome.help);
+  EXPECT_FALSE(outcome.config);
+}
+
+TEST(ParseConfig, HelpWinsOverALaterBadFlag) {
+  const auto outcome = parse({"--help", "--bogus"});
+  EXPECT_TRUE(outcome.help);
+  EXPECT_TRUE(outcome.error.empty());
+}
+
+TEST(ParseConfig, AutoSourceWithWorkloadIdentityEnvironmentIsAClearError) {
+  const auto outcome = parse({}, {{"AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/token"}});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("AZURE_FEDERATED_TOKEN_FILE"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("--source imds"), std::string::npos) << outcome.error;
+}
+
+TEST(ParseConfig, AutoSourceWithAppServiceEnvironmentIsAClearError) {
+  const auto outcome =
+      parse({"--source", "auto"}, {{"IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"}});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("IDENTITY_ENDPOINT"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("--source imds"), std::string::npos) << outcome.error;
+}
+
+TEST(ParseConfig, AutoSourceIgnoresEmptyPlatformVariables) {
+  const auto config = parse_ok({}, {{"AZURE_FEDERATED_TOKEN_FILE", ""}, {"IDENTITY_ENDPOINT", ""}});
+  EXPECT_EQ(config.source, "imds");
+}
+
+TEST(ParseConfig, ExplicitImdsSourceIgnoresPlatformVariables) {
+  const auto config = parse_ok({"--source", "imds"}, {{"AZURE_FEDERATED_TOKEN_FILE", "/f"},
+                                                      {"IDENTITY_ENDPOINT", "http://x/"}});
+  EXPECT_EQ(config.source, "imds");
+}
+
+TEST(ParseConfig, AdminListenOffDisablesTheAdminListener) {
+  EXPECT_FALSE(parse_ok({"--admin-listen", "off"}).admin_enabled);
+  // A later value turns it back on.
+  const auto config = parse_ok({"--admin-listen", "off", "--admin-listen", "127.0.0.1:0"});
+  EXPECT_TRUE(config.admin_enabled);
+  EXPECT_EQ(config.admin_port, 0);
+}
+
+TEST(ParseConfig, AdminListenAcceptsBracketedIpv6) {
+  const auto config = parse_ok({"--admin-listen", "[::1]:8081"});
+  EXPECT_EQ(config.admin_host, "::1");
+  EXPECT_EQ(config.admin_port, 8081);
+}
+
+TEST(ParseConfig, AdminListenRejectsMissingHostOrPort) {
+  for (const char* value : {":8081", "localhost", "localhost:", "localhost:port", "h:-1"}) {
+    SCOPED_TRACE(value);
+    expect_error_naming({"--admin-listen", value}, "--admin-listen");
+  }
+}
+
+TEST(ParseConfig, SocketModeIsReadAsOctal) {
+  EXPECT_EQ(parse_ok({"--socket-mode", "0660"}).socket_mode, 0660u);
+  EXPECT_EQ(parse_ok({"--socket-mode", "660"}).socket_mode, 0660u);
+  EXPECT_EQ(parse_ok({"--socket-mode", "0777"}).socket_mode, 0777u);
+  EXPECT_EQ(parse_ok({"--socket-mode", "600"}).socket_mode, 0600u);
+}
+
+TEST(ParseConfig, SocketModeRejectsNonOctalTooLargeOrOwnerLockedOut) {
+  for (const char* value : {"0668", "0x1b6", "1777", "7777", "-660", "0400", "0060", "", "660 "}) {
+    SCOPED_TRACE(value);
+    expect_error_naming({"--socket-mode", value}, "--socket-mode");
+  }
+}
+
+TEST(ParseConfig, RetryCapBelowRetryBaseIsAnError) {
+  auto outcome = parse({"--retry-base-ms", "2000", "--retry-max-ms", "1000"});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("--retry-max-ms"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("--retry-base-ms"), std::string::npos) << outcome.error;
+  // Also when the base alone is raised above the default cap.
+  outcome = parse({"--retry-base-ms", "60000"});
+  EXPECT_FALSE(outcome.config);
+  // Equal is fine.
+  EXPECT_EQ(parse_ok({"--retry-base-ms", "500", "--retry-max-ms", "500"}).retry.cap, 500ms);
+}
+
+TEST(ParseConfig, PrefetchSkipsEmptyItems) {
+  EXPECT_EQ(parse_ok({"--prefetch", ",https://a/,,https://b/,"}).prefetch,
+            (std::vector<std::string>{"https://a/", "https://b/"}));
+}
+
+TEST(ParseConfig, EmptyClientIdMeansTheDefaultIdentity) {
+  EXPECT_EQ(parse_ok({"--client-id", ""}).default_identity, Identity{});
+}
+
+TEST(Usage, MentionsEveryFlagAndItsEnvironmentVariable) {
+  const std::string text = usage();
+  const std::vector<std::string> flags = {"source",
+                                          "imds-endpoint",
+                                          "socket",
+                                          "socket-mode",
+                                          "admin-listen",
+                                          "prefetch",
+                                          "client-id",
+                                          "min-validity",
+                                          "request-timeout",
+                                          "upstream-timeout",
+                                          "upstream-concurrency",
+                                          "retry-base-ms",
+                                          "retry-max-ms",
+                                          "error-ttl",
+                                          "max-connections",
+                                          "idle-timeout",
+                                          "header-timeout",
+                                          "shutdown-grace",
+                                          "log-format",
+                                          "log-level"};
+  for (const auto& flag : flags) {
+    std::string env = "TOKEN_BROKER_";
+    for (char c : flag) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    EXPECT_NE(text.find("--" + flag + " "), std::string::npos) << flag;
+    EXPECT_NE(text.find("[" + env + "]"), std::string::npos) << env;
+    // Each documented flag is accepted by the parser too (no dead entries in the help).
+    EXPECT_EQ(parse({"--" + flag}).error.find("unknown flag"), std::string::npos) << flag;
+  }
+  EXPECT_NE(text.find("--help"), std::string::npos);
+  EXPECT_NE(text.find("--version"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace broker
