@@ -192,6 +192,7 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
         entry.fail_fast_until = {};
         entry.refresh_at = now + delay;
         entry.state = Entry::State::waiting_refresh;
+        fields["status"] = 200;
         metrics_.upstream("ok", took);
         tb::log::info("token acquired", fields);
       }
