@@ -260,7 +260,8 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
       return outcome;
     }
     if (!value) {
-      if (i + 1 >= args.size()) {
+      // "--socket --min-validity 5" is a forgotten value, not a socket named "--min-validity".
+      if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0) {
         outcome.error = "--" + name + " needs a value (" + flag->value_name + ")";
         return outcome;
       }

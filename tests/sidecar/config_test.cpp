@@ -359,3 +359,16 @@ TEST(Usage, MentionsEveryFlagAndItsEnvironmentVariable) {
 
 }  // namespace
 }  // namespace broker
+
+namespace broker {
+namespace {
+
+TEST(ParseConfigValues, AFlagWhereAValueShouldBeIsAMissingValue) {
+  auto outcome = parse_config({"--socket", "--min-validity", "5"},
+                              [](const std::string&) { return std::optional<std::string>{}; });
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("--socket needs a value"), std::string::npos) << outcome.error;
+}
+
+}  // namespace
+}  // namespace broker
