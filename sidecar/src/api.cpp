@@ -135,17 +135,20 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
 
 std::string token_body(const Token& token, const TokenQuery& query, SteadyTime now) {
   const auto& up = token.upstream;
+  std::string escaped;
+  const std::string& access_token = token.access_token_json.empty()
+                                        ? (escaped = json_string(up.access_token))
+                                        : token.access_token_json;
   const auto left = std::max<std::int64_t>(
       0, std::chrono::floor<std::chrono::seconds>(token.expires_at - now).count());
   const std::string& resource = up.resource.empty() ? query.key.resource : up.resource;
   if (!query.imds_shape) {
     return fmt::format(
         R"({{"access_token":{},"token_type":{},"expires_on":{},"expires_in":{},"resource":{}}})",
-        json_string(up.access_token), json_string(up.token_type), up.expires_on, left,
-        json_string(resource));
+        access_token, json_string(up.token_type), up.expires_on, left, json_string(resource));
   }
   // IMDS sends every numeric field as a string; some drivers depend on it.
-  std::string body = fmt::format(R"({{"access_token":{},)", json_string(up.access_token));
+  std::string body = fmt::format(R"({{"access_token":{},)", access_token);
   if (!up.client_id.empty()) body += fmt::format(R"("client_id":{},)", json_string(up.client_id));
   body += fmt::format(R"("expires_in":"{}","expires_on":"{}",)", left, up.expires_on);
   body += fmt::format(R"("ext_expires_in":"{}",)",

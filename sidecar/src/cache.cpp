@@ -179,6 +179,8 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
         token->expires_at = now + fresh->expires_in;
         token->acquired_at = now;
         token->fingerprint = tb::log::fingerprint(fresh->access_token);
+        token->access_token_json = nlohmann::json(fresh->access_token)
+                                       .dump(-1, ' ', false, json::error_handler_t::replace);
         token->upstream = std::move(*fresh);
         delay = refresh_delay(token->upstream.expires_in, token->upstream.refresh_in, jitter_());
         fields["token_sha256"] = token->fingerprint;

@@ -434,3 +434,28 @@ TEST(TargetPath, StripsTheQuery) {
 
 }  // namespace
 }  // namespace broker
+
+namespace broker {
+namespace {
+
+TEST(TokenBodyCache, PreEscapedTokenGivesTheSameBodyAsEscapingPerRequest) {
+  Token token;
+  token.upstream.access_token = "eyJ\"odd\\token\x01";
+  token.upstream.expires_on = 1'800'000'000;
+  token.upstream.resource = "https://database.windows.net/";
+  const SteadyTime now{};
+  token.expires_at = now + std::chrono::seconds(3000);
+  TokenQuery query;
+  query.key.resource = token.upstream.resource;
+  for (bool imds : {false, true}) {
+    query.imds_shape = imds;
+    const std::string per_request = token_body(token, query, now);
+    Token cached = token;
+    cached.access_token_json = nlohmann::json(token.upstream.access_token).dump();
+    EXPECT_EQ(token_body(cached, query, now), per_request);
+    EXPECT_EQ(nlohmann::json::parse(per_request)["access_token"], token.upstream.access_token);
+  }
+}
+
+}  // namespace
+}  // namespace broker
