@@ -20,11 +20,13 @@ ServeError bad_request(std::string description) {
   return ServeError{400, "invalid_request", std::move(description), 0s};
 }
 
-bool has_control_characters(std::string_view text) {
+/// Resources (URIs) and identities (GUIDs, ARM paths) are printable ASCII; anything else is a
+/// mistake or an attack, and would otherwise end up in logs, /readyz and /metrics.
+bool printable_ascii(std::string_view text) {
   for (unsigned char c : text) {
-    if (c < 0x20 || c == 0x7f) return true;
+    if (c < 0x20 || c >= 0x7f) return false;
   }
-  return false;
+  return true;
 }
 
 std::string json_string(std::string_view text) {
@@ -66,7 +68,7 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
       if (identity_seen) {
         return bad_request("name at most one identity (client_id, object_id or mi_res_id)");
       }
-      if (value.empty() || value.size() > kMaxIdentity || has_control_characters(value)) {
+      if (value.empty() || value.size() > kMaxIdentity || !printable_ascii(value)) {
         return bad_request("parameter '" + name + "' must be a non-empty identifier");
       }
       identity_seen = true;
@@ -80,8 +82,10 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
       if (value.empty())
         return bad_request(
             "parameter 'resource' is empty; name the resource, e.g. https://database.windows.net/");
-      if (value.size() > kMaxResource || has_control_characters(value)) {
-        return bad_request("parameter 'resource' is too long or has control characters");
+      if (value.size() > kMaxResource || !printable_ascii(value)) {
+        return bad_request(
+            "parameter 'resource' must be at most 1024 printable ASCII characters (percent-encode "
+            "it in the query)");
       }
       query.key.resource = value;
     } else if (name == "client_id") {

@@ -171,7 +171,7 @@ struct Broker::Impl {
     if (path == "/healthz") return make_response(request, http::status::ok, R"({"status":"ok"})");
     if (path == "/readyz") {
       bool ready = false;
-      auto body = readiness(ready).dump();
+      auto body = readiness(ready).dump(-1, ' ', false, json::error_handler_t::replace);
       return make_response(request, ready ? http::status::ok : http::status::service_unavailable,
                            std::move(body));
     }
@@ -282,6 +282,15 @@ struct Broker::Impl {
   }
 
   void listen() {
+    try {
+      bind_listeners();
+    } catch (...) {
+      remove_socket();  // the destructor does not run when the constructor throws
+      throw;
+    }
+  }
+
+  void bind_listeners() {
     raise_file_limit();
     auto acceptor = bind_socket(io, config.socket_path, config.socket_mode);
     socket_bound = true;

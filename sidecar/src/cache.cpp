@@ -147,7 +147,13 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
       break;
     }
     const auto started = clock_.steady_now();
-    FetchResult result = co_await source_.fetch(entry.key, options_.attempt_timeout);
+    FetchResult result = FetchError{0, "internal_error", "the source failed", std::nullopt};
+    try {
+      result = co_await source_.fetch(entry.key, options_.attempt_timeout);
+    } catch (const std::exception& e) {
+      // Keep the loop (and its upstream slot) alive: a throwing source is one failed attempt.
+      result = FetchError{0, "internal_error", e.what(), std::nullopt};
+    }
     release_slot();
     if (stopped_) break;
     const auto now = clock_.steady_now();

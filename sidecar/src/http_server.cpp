@@ -132,7 +132,18 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
       response = make_error(parser.get(), *refusal);
       response.keep_alive(false);
     } else {
-      response = co_await handler_(parser.get());
+      // A handler that throws must not take the session down without an answer (and without
+      // leaving the session list, which draining walks).
+      try {
+        response = co_await handler_(parser.get());
+      } catch (const std::exception& e) {
+        tb::log::error("request handler failed", {{"error", e.what()}});
+        response = make_error(parser.get(), ServeError{500, "internal_error",
+                                                       "the broker failed to answer this request; "
+                                                       "see its log",
+                                                       0s});
+        response.keep_alive(false);
+      }
     }
     if (draining_) response.keep_alive(false);
     stream.expires_after(kWriteTimeout);

@@ -459,3 +459,20 @@ TEST(TokenBodyCache, PreEscapedTokenGivesTheSameBodyAsEscapingPerRequest) {
 
 }  // namespace
 }  // namespace broker
+
+namespace broker {
+namespace {
+
+TEST(ParseTokenRequestBytes, NonAsciiResourceOrIdentityIsABadRequest) {
+  for (const char* target :
+       {"/v1/token?resource=%FF", "/v1/token?resource=https%3A%2F%2Fd%C3%A9.net%2F",
+        "/v1/token?resource=r&client_id=%FF"}) {
+    Request request{http::verb::get, target, 11};
+    auto parsed = parse_token_request(request, ApiOptions{});
+    ASSERT_TRUE(std::holds_alternative<ServeError>(parsed)) << target;
+    EXPECT_EQ(std::get<ServeError>(parsed).status, 400u) << target;
+  }
+}
+
+}  // namespace
+}  // namespace broker
