@@ -1,5 +1,7 @@
 #include "token_bench/options.hpp"
 
+#include "tb/args.hpp"
+
 #include <boost/throw_exception.hpp>
 
 #include <sys/un.h>
@@ -267,18 +269,11 @@ class Parser {
     return true;
   }
 
-  // Takes the option's value from "=value" or from the next argument. A next argument that
-  // starts with "--" is more likely a forgotten value than a value; "--name=--x" still works.
   bool value(std::string_view name, const std::optional<std::string>& inline_value,
              std::string& out) {
-    if (inline_value) {
-      out = *inline_value;
-    } else if (next_ < args_.size() && !args_[next_].starts_with("--")) {
-      out = args_[next_++];
-    } else {
-      return fail(std::string(name) + " needs a value");
+    if (auto problem = tb::args::take_value(name, inline_value, args_, next_, out)) {
+      return fail(std::move(*problem));
     }
-    if (out.empty()) return fail(std::string(name) + " needs a non-empty value");
     return true;
   }
 
