@@ -1,0 +1,274 @@
+#include "pg_token_auth/verify.hpp"
+
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+namespace pg_token_auth {
+namespace {
+
+using nlohmann::json;
+
+// Values that come from the client (role names, header fields) are cut before they reach a log.
+std::string clip(std::string_view text, std::size_t max = 64) {
+  return std::string(text.substr(0, max));
+}
+
+// A NumericDate claim (seconds since the epoch, integer or fractional).
+std::optional<std::int64_t> numeric_date(const json& claims, const char* name) {
+  const auto it = claims.find(name);
+  if (it == claims.end() || !it->is_number()) return std::nullopt;
+  const double value = it->get<double>();
+  if (!std::isfinite(value) || std::fabs(value) > 1e15) return std::nullopt;
+  return static_cast<std::int64_t>(std::floor(value));
+}
+
+std::string claim_string(const json& claims, const char* name) {
+  const auto it = claims.find(name);
+  return it != claims.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool audience_matches(const json& claims, const std::string& audience) {
+  const auto it = claims.find("aud");
+  if (it == claims.end()) return false;
+  if (it->is_string()) return it->get<std::string>() == audience;
+  if (!it->is_array()) return false;
+  return std::any_of(it->begin(), it->end(), [&](const json& a) {
+    return a.is_string() && a.get<std::string>() == audience;
+  });
+}
+
+bool rs256_signature_ok(EVP_PKEY* key, std::string_view signed_part, std::string_view signature) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
+    return false;
+  }
+  return EVP_DigestVerify(
+             ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+             reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream out;
+  out << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return out.str();
+}
+
+}  // namespace
+
+std::optional<std::string> base64url_decode(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+  };
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t bits = 0;
+  int count = 0;
+  for (char c : text) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out += static_cast<char>((bits >> count) & 0xFF);
+    }
+  }
+  // Canonical encoding only: the bits left over at the end must be zero.
+  if ((bits & ((1U << count) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+std::string fingerprint(std::string_view token) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest.data());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < 6; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xF];
+  }
+  return out;
+}
+
+std::shared_ptr<EVP_PKEY> parse_public_key(std::string_view pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  if (!bio) return nullptr;
+  EVP_PKEY* key = PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr) return nullptr;
+  std::shared_ptr<EVP_PKEY> owned(key, EVP_PKEY_free);
+  if (!EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_get_bits(key) < 2048) return nullptr;
+  return owned;
+}
+
+ConfigResult parse_config(std::string_view json_text,
+                          std::optional<std::string> (*read_file)(const std::string& path)) {
+  const json doc = json::parse(json_text, nullptr, false);
+  if (!doc.is_object()) return {.error = "config is not a JSON object"};
+  Config config;
+  auto string_field = [&](const char* name, std::string& out, bool required) -> std::string {
+    const auto it = doc.find(name);
+    if (it == doc.end()) return required ? std::string("\"") + name + "\" is missing" : "";
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return std::string("\"") + name + "\" must be a non-empty string";
+    }
+    out = it->get<std::string>();
+    return "";
+  };
+  std::string key_path;
+  for (auto error :
+       {string_field("public_key", key_path, true),
+        string_field("audience", config.audience, false),
+        string_field("issuer", config.issuer, false), string_field("log", config.log_path, true)}) {
+    if (!error.empty()) return {.error = error};
+  }
+  if (const auto it = doc.find("clock_skew_seconds"); it != doc.end()) {
+    if (!it->is_number_unsigned() || it->get<std::uint64_t>() > 600) {
+      return {.error = "\"clock_skew_seconds\" must be an integer from 0 to 600"};
+    }
+    config.clock_skew = std::chrono::seconds(it->get<std::int64_t>());
+  }
+  const auto roles = doc.find("roles");
+  if (roles == doc.end() || !roles->is_object() || roles->empty()) {
+    return {.error = "\"roles\" must be an object mapping role names to lists of oid/appid"};
+  }
+  for (const auto& [role, ids] : roles->items()) {
+    if (!ids.is_array() || ids.empty()) {
+      return {.error = "\"roles\".\"" + role + "\" must be a non-empty list of oid/appid strings"};
+    }
+    auto& allowed = config.roles[role];
+    for (const auto& id : ids) {
+      if (!id.is_string() || id.get<std::string>().empty()) {
+        return {.error = "\"roles\".\"" + role + "\" must contain only non-empty strings"};
+      }
+      allowed.push_back(id.get<std::string>());
+    }
+  }
+  const auto pem = read_file(key_path);
+  if (!pem) return {.error = "cannot read public key file " + key_path};
+  config.public_key = parse_public_key(*pem);
+  if (!config.public_key) {
+    return {.error = key_path + " is not a PEM RSA public key of 2048 bits or more"};
+  }
+  return {.config = std::move(config)};
+}
+
+ConfigResult load_config(const std::string& path) {
+  const auto text = read_whole_file(path);
+  if (!text) return {.error = "cannot read config file " + path};
+  auto result = parse_config(*text, read_whole_file);
+  if (!result.config) result.error = path + ": " + result.error;
+  return result;
+}
+
+Verdict verify(std::string_view token, std::string_view role, const Config& config,
+               std::chrono::system_clock::time_point now) {
+  Verdict verdict;
+  verdict.fingerprint = fingerprint(token);
+  auto refuse = [&](std::string reason) {
+    verdict.reason = std::move(reason);
+    return verdict;
+  };
+  if (token.empty()) return refuse("empty password");
+  if (token.size() > kMaxTokenSize) return refuse("token longer than 16 KiB");
+
+  const auto dot1 = token.find('.');
+  const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
+    return refuse("not a JWT (expected header.payload.signature)");
+  }
+  const auto header_text = base64url_decode(token.substr(0, dot1));
+  const auto payload_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  const auto signature = base64url_decode(token.substr(dot2 + 1));
+  if (!header_text || !payload_text || !signature) return refuse("bad base64url in token");
+
+  const json header = json::parse(*header_text, nullptr, false);
+  if (!header.is_object()) return refuse("header is not a JSON object");
+  const auto alg = header.find("alg");
+  if (alg == header.end() || !alg->is_string()) return refuse("header has no alg");
+  if (alg->get<std::string>() != "RS256") {
+    return refuse("alg " + clip(alg->get<std::string>(), 16) + " is not RS256");
+  }
+  // The signature covers the encoded header and payload exactly as sent.
+  if (!rs256_signature_ok(config.public_key.get(), token.substr(0, dot2), *signature)) {
+    return refuse("bad signature");
+  }
+
+  const json claims = json::parse(*payload_text, nullptr, false);
+  if (!claims.is_object()) return refuse("payload is not a JSON object");
+  verdict.iat = numeric_date(claims, "iat");
+  verdict.exp = numeric_date(claims, "exp");
+  verdict.oid = clip(claim_string(claims, "oid"));
+  verdict.appid = clip(claim_string(claims, "appid"));
+  const std::int64_t now_s =
+      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+
+  if (!verdict.exp) return refuse("no exp claim");
+  if (*verdict.exp <= now_s) return refuse("expired");
+  if (claims.contains("nbf")) {
+    const auto nbf = numeric_date(claims, "nbf");
+    if (!nbf) return refuse("nbf is not a number");
+    if (*nbf > now_s + config.clock_skew.count()) return refuse("not valid yet (nbf)");
+  }
+  if (!audience_matches(claims, config.audience)) return refuse("wrong audience");
+  if (!config.issuer.empty() && claim_string(claims, "iss") != config.issuer) {
+    return refuse("wrong issuer");
+  }
+
+  const auto allowed = config.roles.find(std::string(role));
+  if (allowed == config.roles.end()) return refuse("role not mapped");
+  const auto& ids = allowed->second;
+  auto listed = [&](const std::string& id) {
+    return !id.empty() && std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  if (!listed(claim_string(claims, "oid")) && !listed(claim_string(claims, "appid"))) {
+    return refuse("identity not allowed for role");
+  }
+  verdict.accepted = true;
+  verdict.reason = "ok";
+  return verdict;
+}
+
+std::string log_line(const Verdict& verdict, std::string_view role,
+                     std::chrono::system_clock::time_point now) {
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char time_text[40];
+  const auto n = std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%S", &utc);
+  std::snprintf(time_text + n, sizeof time_text - n, ".%03dZ", static_cast<int>(ms % 1000));
+
+  json line = {{"time", time_text},
+               {"role", clip(role)},
+               {"result", verdict.accepted ? "accepted" : "refused"},
+               {"reason", verdict.reason},
+               {"fingerprint", verdict.fingerprint},
+               {"iat", verdict.iat ? json(*verdict.iat) : json(nullptr)},
+               {"exp", verdict.exp ? json(*verdict.exp) : json(nullptr)},
+               {"oid", verdict.oid},
+               {"appid", verdict.appid}};
+  // Role names come from the client: replace bytes that are not UTF-8 instead of throwing.
+  return line.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace pg_token_auth
