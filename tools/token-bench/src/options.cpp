@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::string_view kHelp =
     R"(Usage: token-bench (--unix PATH | --tcp HOST:PORT) [options]
+       token-bench --token-client --unix PATH [--resource R] [options]
 
 Closed-loop HTTP/1.1 load generator for token-broker (or any HTTP server): N keep-alive
 connections each send a GET, read the whole response, record its latency and send the next.
@@ -34,6 +35,12 @@ Options:
   --warmup SECONDS       run unmeasured for this long first (default 1; 0 for none)
   --timeout SECONDS      a connect or request taking longer is an error (default 10)
   --json                 print one JSON object instead of the text report
+  --token-client         measure the token_client library instead: call get_token one at a
+                         time, each on a new connection (as an app does before each new
+                         database connection); needs --unix; --path, --header, --connections
+                         do not apply
+  --resource R           the resource get_token asks for, with --token-client (default
+                         https://database.windows.net/)
   -h, --help             show this help
 
 Reports responses per second, latency percentiles p50/p90/p99/p99.9/max in microseconds (exact,
@@ -126,6 +133,20 @@ class Parser {
     if (options_.requests && duration_set_) {
       return UsageError{"--duration and --requests both say when to stop: give one of them"};
     }
+    if (resource_set_ && !options_.token_client) {
+      return UsageError{"--resource applies only with --token-client (raw requests: use --path)"};
+    }
+    if (options_.token_client) {
+      if (!std::holds_alternative<UnixTarget>(options_.target)) {
+        return UsageError{"--token-client needs --unix PATH: token_client speaks to a Unix socket"};
+      }
+      if (path_set_ || !options_.headers.empty() || connections_set_) {
+        return UsageError{
+            "--path, --header and --connections do not apply with --token-client: it sends what "
+            "token_client sends, one call at a time"};
+      }
+      options_.connections = 1;
+    }
     return options_;
   }
 
@@ -149,6 +170,18 @@ class Parser {
       if (inline_value) return fail("--json takes no value");
       if (!once(json_set_)) return false;
       options_.json = true;
+      return true;
+    }
+    if (name == "--token-client") {
+      if (inline_value) return fail("--token-client takes no value");
+      if (!once(token_client_set_)) return false;
+      options_.token_client = true;
+      return true;
+    }
+    if (name == "--resource") {
+      if (!once(resource_set_) || !value(name, inline_value, text)) return false;
+      if (text.empty()) return fail("--resource needs a value, e.g. https://database.windows.net/");
+      options_.resource = std::move(text);
       return true;
     }
     if (name == "--unix" || name == "--tcp") {
@@ -303,6 +336,8 @@ class Parser {
   bool duration_set_ = false;
   bool warmup_set_ = false;
   bool timeout_set_ = false;
+  bool token_client_set_ = false;
+  bool resource_set_ = false;
 };
 
 }  // namespace

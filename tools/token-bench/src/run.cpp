@@ -1,6 +1,7 @@
 #include "token_bench/run.hpp"
 
 #include "token_bench/bench.hpp"
+#include "token_bench/client_bench.hpp"
 #include "token_bench/options.hpp"
 #include "token_bench/stats.hpp"
 
@@ -48,7 +49,9 @@ int run(std::span<const std::string> args, std::ostream& out, std::ostream& err,
     return 2;
   }
   try {
-    auto report = run_bench(options, {.stop_on_signals = stop_on_signals});
+    const RunControls controls{.stop_on_signals = stop_on_signals};
+    auto report =
+        options.token_client ? run_client_bench(options, controls) : run_bench(options, controls);
     if (!report) {
       err << "token-bench: " << report.error().message << "\n";
       return 1;
@@ -57,8 +60,11 @@ int run(std::span<const std::string> args, std::ostream& out, std::ostream& err,
       out << format_json(*report);
     } else {
       out << format_text(
-          *report,
-          {.target = describe(options.target), .path = options.path, .warmup = options.warmup});
+          *report, {.target = describe(options.target),
+                    .path = options.path,
+                    .warmup = options.warmup,
+                    .client_call = options.token_client ? "get_token(" + options.resource + ")"
+                                                        : std::string()});
     }
     out.flush();
     if (options.json && report->errors > 0) {

@@ -50,10 +50,17 @@ int exit_code(const Report& report) { return report.requests > report.non_200 ? 
 
 std::string format_text(const Report& report, const RunDescription& run) {
   const double seconds = static_cast<double>(report.elapsed.count()) / 1e9;
-  std::string out = "token-bench " + run.target + " GET " + run.path + "\n";
-  out += "  " + std::to_string(report.connections) + " connections, " + fixed(seconds, 3) +
-         " s measured after " + fixed(static_cast<double>(run.warmup.count()) / 1000.0, 3) +
-         " s warm-up\n";
+  const std::string window = fixed(seconds, 3) + " s measured after " +
+                             fixed(static_cast<double>(run.warmup.count()) / 1000.0, 3) +
+                             " s warm-up\n";
+  std::string out;
+  if (run.client_call.empty()) {
+    out = "token-bench " + run.target + " GET " + run.path + "\n";
+    out += "  " + std::to_string(report.connections) + " connections, " + window;
+  } else {
+    out = "token-bench " + run.target + " token_client " + run.client_call + "\n";
+    out += "  one call at a time, a new connection each, " + window;
+  }
   out += "  requests     " + std::to_string(report.requests) +
          " (non-200: " + std::to_string(report.non_200) +
          ", errors: " + std::to_string(report.errors) + ")\n";

@@ -25,6 +25,7 @@ inline constexpr std::chrono::milliseconds kDefaultDuration{10'000};
 inline constexpr std::chrono::milliseconds kDefaultWarmup{1'000};
 inline constexpr std::chrono::milliseconds kDefaultTimeout{10'000};
 inline constexpr std::uint64_t kMaxRequests = 1'000'000'000;
+inline constexpr std::string_view kDefaultResource = "https://database.windows.net/";
 
 /// `--unix PATH`: the server listens on a Unix stream socket.
 struct UnixTarget {
@@ -58,6 +59,11 @@ struct Options {
   std::chrono::milliseconds warmup = kDefaultWarmup;
   std::chrono::milliseconds timeout = kDefaultTimeout;  ///< one request (or connect) at most
   bool json = false;
+  /// `--token-client`: instead of raw keep-alive requests, call token_client::Client::get_token
+  /// sequentially (a new connection each call, as an application does before each new database
+  /// connection). Only with --unix; --path, --header and --connections do not apply.
+  bool token_client = false;
+  std::string resource = std::string(kDefaultResource);  ///< `--resource`, with --token-client
 };
 
 struct UsageError {

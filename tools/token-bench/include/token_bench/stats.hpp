@@ -55,6 +55,9 @@ struct RunDescription {
   std::string target;  ///< describe(options.target)
   std::string path;
   std::chrono::milliseconds warmup{0};
+  /// With --token-client: "get_token(RESOURCE)", printed instead of "GET path", and the calls are
+  /// described as sequential instead of as N connections.
+  std::string client_call;
 };
 
 /// The human-readable report (several lines, each ending in '\n').

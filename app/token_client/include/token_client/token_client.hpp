@@ -1,0 +1,108 @@
+#pragma once
+// token_client: asks token-broker (the pod's sidecar) for a managed-identity access token over
+// its Unix socket. Blocking, one connection per call, no threads and no global state: any C++
+// program can call it, e.g. right before opening a new database connection.
+
+#include <boost/assert/source_location.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace token_client {
+
+/// Where token-broker listens unless told otherwise (the chart's shared emptyDir).
+inline constexpr std::string_view kDefaultSocket = "/var/run/token-broker/broker.sock";
+/// The environment variable that names another socket (the same one tokenctl reads).
+inline constexpr std::string_view kSocketEnv = "TOKEN_BROKER_SOCKET";
+
+struct Options {
+  std::string socket_path = std::string(kDefaultSocket);
+  /// The whole call at most: connect, send, and the broker's answer. The broker is asked to give
+  /// up a little earlier (its `timeout` parameter), so that a slow upstream comes back as a 503
+  /// that says why rather than as a bare timeout.
+  std::chrono::milliseconds timeout{5000};
+
+  /// Defaults, with `socket_path` from $TOKEN_BROKER_SOCKET when that is set and not empty.
+  static Options from_environment();
+};
+
+/// What to ask for. At most one of client_id, object_id, mi_res_id (none: the broker's default
+/// identity). Values are sent percent-encoded; the broker validates them.
+struct Request {
+  std::string resource;  ///< e.g. "https://database.windows.net/"
+  std::string client_id;
+  std::string object_id;
+  std::string mi_res_id;
+  /// Ask for a token with at least this much validity left (the broker never serves less than
+  /// its own --min-validity).
+  std::optional<std::chrono::seconds> min_validity;
+};
+
+/// A token as the broker served it. `access_token` is a secret: never log or print it.
+struct Token {
+  std::string access_token;
+  std::string token_type;  ///< "Bearer"
+  std::chrono::system_clock::time_point expires_on;
+  std::string resource;
+};
+
+enum class Errc {
+  broker_not_running = 1,  ///< nothing listens on the socket (absent, refused, not a socket)
+  broker_unavailable,      ///< 503 (no valid token in time) or another 5xx; the broker hung up
+  refused,                 ///< 403, or the socket's permissions do not let this process in
+  bad_request,             ///< 400 and other 4xx: the request is wrong; retrying will not help
+  timeout,                 ///< no complete answer within Options::timeout
+  protocol_error,          ///< the answer is not what token-broker sends (wrong socket?)
+};
+
+/// "broker_not_running", "timeout", ...: for logs and metrics labels.
+std::string_view to_string(Errc code);
+
+/// True for errors that may go away by themselves (broker starting, upstream outage, slow
+/// answer): worth retrying with backoff. False when something must be fixed first.
+bool is_transient(Errc code);
+
+struct Error {
+  Errc code = Errc::protocol_error;
+  int http_status = 0;  ///< the broker's status; 0 when there was no HTTP answer
+  /// From the broker's Retry-After (delta seconds); 0 when it sent none.
+  std::chrono::seconds retry_after{0};
+  /// One sentence that names what failed and what to do. Never contains the token.
+  std::string message;
+};
+
+/// What `result<Token, Error>::value()` throws; `what()` is Error::message.
+class TokenError : public std::runtime_error {
+ public:
+  explicit TokenError(Error error);
+  const Error& error() const noexcept { return error_; }
+
+ private:
+  Error error_;
+};
+
+/// Lets `result<Token, Error>::value()` throw TokenError (found by argument-dependent lookup).
+[[noreturn]] void throw_exception_from_error(const Error& error,
+                                             const boost::source_location& location);
+
+using Result = boost::system::result<Token, Error>;
+
+class Client {
+ public:
+  explicit Client(Options options = Options::from_environment());
+
+  /// Asks the broker for a token: one new connection, one GET /v1/token, blocking for at most
+  /// Options::timeout. Thread-safe (calls share nothing).
+  Result get_token(const Request& request) const;
+
+  const Options& options() const noexcept { return options_; }
+
+ private:
+  Options options_;
+};
+
+}  // namespace token_client
