@@ -1,0 +1,45 @@
+#pragma once
+// Request -> response for the whole app: HTML UI, JSON API, health. Transport-free, so tests
+// drive it directly; the server calls it on a worker thread (store calls block).
+
+#include "todo/csrf.hpp"
+#include "todo/store.hpp"
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace todo {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+constexpr std::size_t kMaxRequestBody = 64 * 1024;
+constexpr std::string_view kCsrfCookie = "todo_csrf";
+
+class App {
+ public:
+  App(TodoStore& store, const Csrf& csrf) : store_(store), csrf_(csrf) {}
+
+  /// Never throws: an unexpected exception becomes a 500.
+  Response handle(const Request& request);
+
+  /// Prometheus text: requests by status class, store errors by kind.
+  std::string metrics_text() const;
+
+ private:
+  Response route(const Request& request);
+  void count(const Response& response);
+
+  TodoStore& store_;
+  const Csrf& csrf_;
+  std::array<std::atomic<std::uint64_t>, 6> responses_{};     // 1xx..5xx, by index
+  std::array<std::atomic<std::uint64_t>, 5> store_errors_{};  // by StoreErrc
+  friend struct RouteContext;
+};
+
+}  // namespace todo

@@ -1,0 +1,138 @@
+#include "todo/run.hpp"
+
+#include "tb/log.hpp"
+#include "todo/csrf.hpp"
+#include "todo/routes.hpp"
+#include "todo/server.hpp"
+#include "token_client/token_client.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace todo {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+std::string read_secret(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::invalid_argument("cannot read --csrf-secret-file " + path);
+  std::stringstream content;
+  content << file.rdbuf();
+  std::string secret = content.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.size() < 16) {
+    throw std::invalid_argument("--csrf-secret-file " + path +
+                                " must hold at least 16 bytes (e.g. openssl rand -hex 32)");
+  }
+  return secret;
+}
+
+/// Before every new physical database connection: one token from the broker.
+TokenSource broker_tokens(const AppConfig& config) {
+  token_client::Options options;
+  options.socket_path = config.broker_socket;
+  options.timeout = config.broker_timeout;
+  token_client::Request request;
+  request.resource = config.db_token_resource;
+  request.client_id = config.db_client_id;
+  // A connection lives while its token has more than the margin left: ask for a token that
+  // leaves at least a little room beyond that (the broker refreshes early when it must).
+  request.min_validity = config.db_token_margin + 10s;
+  return [client = token_client::Client(options), request]() -> StoreResult<DbToken> {
+    auto token = client.get_token(request);
+    if (!token) return StoreError{StoreErrc::unavailable, token.error().message};
+    tb::log::info("database token from the broker",
+                  {{"token_sha256", tb::log::fingerprint(token->access_token)},
+                   {"expires_on", std::chrono::duration_cast<std::chrono::seconds>(
+                                      token->expires_on.time_since_epoch())
+                                      .count()}});
+    return DbToken{std::move(token->access_token), token->expires_on};
+  };
+}
+
+}  // namespace
+
+int run(const AppConfig& config) {
+  std::unique_ptr<TodoStore> store;
+  std::unique_ptr<Csrf> csrf;
+  try {
+    csrf = std::make_unique<Csrf>(config.csrf_secret_file.empty()
+                                      ? Csrf::random_hex()
+                                      : read_secret(config.csrf_secret_file));
+    StorageConfig storage;
+    storage.connection_string = config.db_connection_string;
+    storage.auth = config.db_auth;
+    storage.dialect = config.db_dialect;
+    storage.pool_size = config.db_pool_size;
+    storage.max_lifetime = config.db_max_lifetime;
+    storage.token_margin = config.db_token_margin;
+    TokenSource tokens;
+    if (config.db_auth != Auth::none) tokens = broker_tokens(config);
+    store = make_odbc_store(std::move(storage), std::move(tokens));
+  } catch (const std::exception& error) {
+    tb::log::error("todo-app cannot start", {{"error", error.what()}});
+    std::cerr << "todo-app: " << error.what() << "\n";
+    return 2;
+  }
+
+  asio::io_context io(config.threads);
+  App app(*store, *csrf);
+  std::unique_ptr<Server> server;
+  try {
+    server = std::make_unique<Server>(io, config.listen_host, config.listen_port, app);
+  } catch (const std::system_error& error) {
+    tb::log::error("todo-app cannot listen", {{"error", error.what()}});
+    std::cerr << "todo-app: " << error.what() << "\n";
+    return 1;
+  }
+  server->start();
+
+  // The first database round trip says at once whether the settings work (not fatal: the
+  // database or the broker may come up later, and /readyz reports it).
+  if (auto ping = store->ping(); ping) {
+    tb::log::info("database reachable");
+  } else {
+    tb::log::warn("database not reachable yet", {{"error", ping.error().message}});
+  }
+  tb::log::info("todo-app listening",
+                {{"url", fmt::format("http://{}:{}/", config.listen_host, server->port())},
+                 {"db_auth", std::string(to_string(config.db_auth))},
+                 {"broker_socket", config.db_auth == Auth::none ? "" : config.broker_socket},
+                 {"pool_size", config.db_pool_size},
+                 {"threads", config.threads}});
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer drain(io);
+  std::function<void(int)> wait_for_idle = [&](int tries) {
+    if (server->busy() == 0 || tries == 0) {
+      io.stop();
+      return;
+    }
+    drain.expires_after(100ms);
+    drain.async_wait([&, tries](const boost::system::error_code&) { wait_for_idle(tries - 1); });
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    tb::log::info("stopping", {{"signal", signo}});
+    server->stop();
+    wait_for_idle(100);  // up to 10 s for requests in flight
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& thread : threads) thread.join();
+  tb::log::info("todo-app stopped");
+  return 0;
+}
+
+}  // namespace todo

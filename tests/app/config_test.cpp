@@ -1,0 +1,76 @@
+#include "todo/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace todo {
+namespace {
+
+ParseOutcome parse(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  return parse_config(args, [env](const std::string& name) -> std::optional<std::string> {
+    auto it = env.find(name);
+    if (it == env.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+TEST(AppConfig, DefaultsServeSqliteOnPort8080WithoutLogin) {
+  auto outcome = parse({});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->listen_host, "0.0.0.0");
+  EXPECT_EQ(outcome.config->listen_port, 8080);
+  EXPECT_EQ(outcome.config->db_auth, Auth::none);
+  EXPECT_EQ(outcome.config->db_token_resource, "https://database.windows.net/");
+  EXPECT_EQ(outcome.config->broker_socket, "/var/run/token-broker/broker.sock");
+}
+
+TEST(AppConfig, ReadsTodoVariablesAndTheBrokerSocketVariable) {
+  auto outcome = parse({}, {{"TODO_LISTEN", "127.0.0.1:9000"},
+                            {"TODO_DB_AUTH", "password"},
+                            {"TODO_DB_TOKEN_RESOURCE", "https://ossrdbms-aad.database.windows.net"},
+                            {"TODO_DB_POOL_SIZE", "2"},
+                            {"TOKEN_BROKER_SOCKET", "/tmp/b.sock"}});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->listen_host, "127.0.0.1");
+  EXPECT_EQ(outcome.config->listen_port, 9000);
+  EXPECT_EQ(outcome.config->db_auth, Auth::password);
+  EXPECT_EQ(outcome.config->db_token_resource, "https://ossrdbms-aad.database.windows.net");
+  EXPECT_EQ(outcome.config->db_pool_size, 2u);
+  EXPECT_EQ(outcome.config->broker_socket, "/tmp/b.sock");
+}
+
+TEST(AppConfig, FlagsWinOverTheEnvironment) {
+  auto outcome = parse({"--db-auth", "access-token"}, {{"TODO_DB_AUTH", "none"}});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->db_auth, Auth::access_token);
+}
+
+TEST(AppConfig, BadValuesNameTheFlagAndTheChoices) {
+  auto outcome = parse({"--db-auth", "kerberos"});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("--db-auth"), std::string::npos);
+  EXPECT_NE(outcome.error.find("access-token, password or none"), std::string::npos);
+
+  outcome = parse({}, {{"TODO_DB_POOL_SIZE", "0"}});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_NE(outcome.error.find("TODO_DB_POOL_SIZE"), std::string::npos);
+
+  outcome = parse({"--listen", "8080"});
+  EXPECT_NE(outcome.error.find("HOST:PORT"), std::string::npos);
+  outcome = parse({"--nope"});
+  EXPECT_NE(outcome.error.find("unknown flag --nope"), std::string::npos);
+}
+
+TEST(AppConfig, HelpListsEveryVariable) {
+  const auto text = usage();
+  for (const char* name :
+       {"TODO_LISTEN", "TODO_DB_CONNECTION_STRING", "TODO_DB_AUTH", "TODO_DB_TOKEN_RESOURCE",
+        "TOKEN_BROKER_SOCKET", "TODO_DB_POOL_SIZE", "TODO_DB_MAX_LIFETIME"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  }
+  EXPECT_TRUE(parse({"--help"}).help);
+}
+
+}  // namespace
+}  // namespace todo
