@@ -9,24 +9,11 @@ using Flag = tb::flags::Flag<AppConfig>;
 using Problem = std::optional<std::string>;
 constexpr std::string_view kEnvPrefix = "TODO_";
 
-Problem parse_host_port(const std::string& value, std::string& host, std::uint16_t& port) {
-  auto colon = value.rfind(':');
-  if (colon == std::string::npos || colon == 0) return "must be HOST:PORT, e.g. 0.0.0.0:8080";
-  host = value.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  auto parsed = tb::flags::to_int(value.substr(colon + 1));
-  if (!parsed || *parsed < 0 || *parsed > 65535) return "has an invalid port (0-65535)";
-  port = static_cast<std::uint16_t>(*parsed);
-  return std::nullopt;
-}
-
 const std::vector<Flag>& flags() {
   static const std::vector<Flag> kFlags = {
       {"listen", "HOST:PORT", "Address of the web UI and JSON API (default 0.0.0.0:8080).",
        [](AppConfig& c, const std::string& v) {
-         return parse_host_port(v, c.listen_host, c.listen_port);
+         return tb::flags::parse_host_port(v, c.listen_host, c.listen_port);
        }},
       {"db-connection-string", "ODBC",
        "ODBC connection string WITHOUT credentials, e.g. 'Driver={ODBC Driver 18 for SQL "

@@ -1,6 +1,7 @@
 #include "broker/config.hpp"
 
 #include "broker/peer.hpp"
+#include "tb/flags.hpp"
 
 #include <fmt/format.h>
 #include <boost/url/parse.hpp>
@@ -11,52 +12,14 @@
 namespace broker {
 namespace {
 
-using Setter = std::function<std::optional<std::string>(Config&, const std::string&)>;
+using Flag = tb::flags::Flag<Config>;
+using tb::flags::parse_host_port;
+using tb::flags::to_int;
+constexpr std::string_view kEnvPrefix = "TOKEN_BROKER_";
 
-struct Flag {
-  std::string name;  // without the leading dashes
-  std::string value_name;
-  std::string help;
-  Setter set;
-};
-
-std::string env_name(const std::string& flag) {
-  std::string out = "TOKEN_BROKER_";
-  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(c));
-  return out;
-}
-
-std::optional<std::int64_t> to_int(const std::string& text) {
-  std::int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
-}
-
-Setter int_range(std::int64_t low, std::int64_t high,
-                 std::function<void(Config&, std::int64_t)> set) {
-  return [=](Config& config, const std::string& value) -> std::optional<std::string> {
-    auto parsed = to_int(value);
-    if (!parsed || *parsed < low || *parsed > high) {
-      return fmt::format("must be a whole number from {} to {}, got '{}'", low, high, value);
-    }
-    set(config, *parsed);
-    return std::nullopt;
-  };
-}
-
-std::optional<std::string> parse_host_port(const std::string& value, std::string& host,
-                                           std::uint16_t& port) {
-  auto colon = value.rfind(':');
-  if (colon == std::string::npos || colon == 0) return "must be HOST:PORT, e.g. 0.0.0.0:8081";
-  host = value.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  auto parsed = to_int(value.substr(colon + 1));
-  if (!parsed || *parsed < 0 || *parsed > 65535) return "has an invalid port (0-65535)";
-  port = static_cast<std::uint16_t>(*parsed);
-  return std::nullopt;
+auto int_range(std::int64_t low, std::int64_t high,
+               std::function<void(Config&, std::int64_t)> set) {
+  return tb::flags::int_range<Config>(low, high, std::move(set));
 }
 
 const std::vector<Flag>& flags() {
@@ -197,81 +160,25 @@ const std::vector<Flag>& flags() {
   return kFlags;
 }
 
-const Flag* find_flag(std::string_view name) {
-  for (const auto& flag : flags()) {
-    if (flag.name == name) return &flag;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 std::string usage() {
-  std::string out =
-      "Usage: token-broker [FLAGS]\n"
-      "Keeps Azure managed-identity tokens fresh and serves them on a Unix socket.\n\n"
-      "Every flag can also be set as an environment variable (shown in brackets); flags win.\n\n";
-  for (const auto& flag : flags()) {
-    out += fmt::format("  --{} {}\n      {} [{}]\n", flag.name, flag.value_name, flag.help,
-                       env_name(flag.name));
-  }
-  out += "  --help      Show this text.\n  --version   Show the version.\n";
-  return out;
+  return "Usage: token-broker [FLAGS]\n"
+         "Keeps Azure managed-identity tokens fresh and serves them on a Unix socket.\n\n"
+         "Every flag can also be set as an environment variable (shown in brackets); flags "
+         "win.\n\n" +
+         tb::flags::usage(flags(), kEnvPrefix);
 }
 
 ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& getenv) {
   ParseOutcome outcome;
   Config config;
   config.source = "auto";
-
-  for (const auto& flag : flags()) {
-    const auto name = env_name(flag.name);
-    if (auto value = getenv(name)) {
-      if (auto problem = flag.set(config, *value)) {
-        outcome.error = fmt::format("{} (environment, for --{}) {}", name, flag.name, *problem);
-        return outcome;
-      }
-    }
-  }
-
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    if (arg == "--help" || arg == "-h") {
-      outcome.help = true;
-      return outcome;
-    }
-    if (arg == "--version") {
-      outcome.version = true;
-      return outcome;
-    }
-    if (arg.rfind("--", 0) != 0) {
-      outcome.error = "unexpected argument '" + arg + "' (flags start with --; see --help)";
-      return outcome;
-    }
-    std::string name = arg.substr(2);
-    std::optional<std::string> value;
-    if (auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    const Flag* flag = find_flag(name);
-    if (flag == nullptr) {
-      outcome.error = "unknown flag --" + name + " (see --help)";
-      return outcome;
-    }
-    if (!value) {
-      // "--socket --min-validity 5" is a forgotten value, not a socket named "--min-validity".
-      if (i + 1 >= args.size() || args[i + 1].rfind("--", 0) == 0) {
-        outcome.error = "--" + name + " needs a value (" + flag->value_name + ")";
-        return outcome;
-      }
-      value = args[++i];
-    }
-    if (auto problem = flag->set(config, *value)) {
-      outcome.error = "--" + name + " " + *problem;
-      return outcome;
-    }
-  }
+  auto parsed = tb::flags::parse(flags(), kEnvPrefix, args, getenv, config);
+  outcome.help = parsed.help;
+  outcome.version = parsed.version;
+  outcome.error = std::move(parsed.error);
+  if (!outcome.error.empty() || outcome.help || outcome.version) return outcome;
 
   if (config.retry.cap < config.retry.base) {
     outcome.error = "--retry-max-ms must not be smaller than --retry-base-ms";

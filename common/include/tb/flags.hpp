@@ -69,6 +69,21 @@ auto int_range(std::int64_t low, std::int64_t high,
   };
 }
 
+/// Parses HOST:PORT (IPv6 hosts in brackets) into `host` and `port`; returns what is wrong.
+inline std::optional<std::string> parse_host_port(const std::string& value, std::string& host,
+                                                  std::uint16_t& port) {
+  auto colon = value.rfind(':');
+  if (colon == std::string::npos || colon == 0) return "must be HOST:PORT, e.g. 127.0.0.1:8080";
+  host = value.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  auto parsed = to_int(std::string_view(value).substr(colon + 1));
+  if (!parsed || *parsed < 0 || *parsed > 65535) return "has an invalid port (0-65535)";
+  port = static_cast<std::uint16_t>(*parsed);
+  return std::nullopt;
+}
+
 /// Applies the environment, then `args` (without the program name), to `config`.
 template <class Config>
 Outcome parse(const std::vector<Flag<Config>>& flags, std::string_view env_prefix,

@@ -4,6 +4,7 @@
 
 #include "broker/retry.hpp"
 #include "broker/token.hpp"
+#include "tb/flags.hpp"
 #include "tb/log.hpp"
 
 #include <sys/types.h>
@@ -52,7 +53,7 @@ struct ParseOutcome {
   bool version = false;
 };
 
-using Getenv = std::function<std::optional<std::string>(const std::string& name)>;
+using Getenv = tb::flags::Getenv;
 
 /// `args` excludes the program name.
 ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& getenv);
