@@ -1,0 +1,99 @@
+# syntax=docker/dockerfile:1
+# todo-app image: multi-stage on Debian 12. The runtime stage has the app, unixODBC and the ODBC
+# drivers of its three databases: Microsoft ODBC Driver 18 for SQL Server (Azure SQL), PostgreSQL
+# (odbc-postgresql) and SQLite (libsqliteodbc). Runs as uid 10001, non-root.
+#
+#   podman build -f Dockerfile.app -t todo-app .
+#   podman build -f Dockerfile.app --build-arg INSTALL_MSODBCSQL=false -t todo-app .
+#
+# INSTALL_MSODBCSQL=true (default) installs msodbcsql18 from Microsoft's Debian 12 package
+# repository, accepting its EULA (ACCEPT_EULA=Y); false builds where that repository cannot be
+# reached (the image then serves PostgreSQL and SQLite only).
+# DEBIAN_IMAGE may point to a mirror or a local copy of debian:12 (bookworm).
+ARG DEBIAN_IMAGE=docker.io/library/debian:12-slim
+ARG INSTALL_MSODBCSQL=true
+
+# ---- build ---------------------------------------------------------------------------------
+FROM ${DEBIAN_IMAGE} AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build pkg-config ca-certificates binutils \
+      libboost1.81-dev libboost-url1.81-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev \
+      unixodbc-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt CMakePresets.json ./
+COPY cmake/ cmake/
+COPY common/ common/
+COPY sidecar/ sidecar/
+COPY tools/ tools/
+COPY app/ app/
+RUN cmake --preset release -DTB_BUILD_TESTS=OFF -DTB_WARNINGS_AS_ERRORS=OFF >/dev/null \
+ && cmake --build --preset release --target todo-app \
+ && mkdir -p /out \
+ && strip --strip-unneeded -o /out/todo-app build/release/app/todo-app
+
+# ---- Microsoft's package signing key (only with INSTALL_MSODBCSQL=true) ----------------------
+FROM ${DEBIAN_IMAGE} AS microsoft-key
+ARG DEBIAN_FRONTEND=noninteractive
+ARG INSTALL_MSODBCSQL
+RUN mkdir -p /out \
+ && if [ "$INSTALL_MSODBCSQL" = "true" ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
+      && curl -fsSL --retry 3 https://packages.microsoft.com/keys/microsoft.asc \
+         | gpg --dearmor -o /out/microsoft-prod.gpg \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+
+# ---- runtime -------------------------------------------------------------------------------
+FROM ${DEBIAN_IMAGE} AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
+ARG INSTALL_MSODBCSQL
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+COPY --from=microsoft-key /out/ /tmp/microsoft-key/
+# The app's own libraries (as ldd lists them for build/release/app/todo-app), unixODBC and the
+# drivers; then msodbcsql18 from Microsoft's repository when asked. Each driver must be
+# registered in /etc/odbcinst.ini under the name the chart's connection strings use.
+RUN set -eu; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends \
+      ca-certificates libboost-url1.81.0 libfmt9 libspdlog1.10 libssl3 libstdc++6 \
+      unixodbc odbcinst odbc-postgresql libsqliteodbc; \
+    if [ "$INSTALL_MSODBCSQL" = "true" ]; then \
+      install -m 0644 /tmp/microsoft-key/microsoft-prod.gpg /usr/share/keyrings/microsoft-prod.gpg; \
+      echo "deb [arch=$(dpkg --print-architecture) signed-by=/usr/share/keyrings/microsoft-prod.gpg] https://packages.microsoft.com/debian/12/prod bookworm main" \
+        > /etc/apt/sources.list.d/microsoft-prod.list; \
+      apt-get update; \
+      ACCEPT_EULA=Y apt-get install -y --no-install-recommends msodbcsql18; \
+      odbcinst -q -d -n "ODBC Driver 18 for SQL Server" >/dev/null; \
+    fi; \
+    rm -rf /tmp/microsoft-key /var/lib/apt/lists/*; \
+    odbcinst -q -d -n "PostgreSQL Unicode" >/dev/null; \
+    odbcinst -q -d -n "SQLite3" >/dev/null; \
+    groupadd --system --gid 10001 todo; \
+    useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin todo; \
+    install -d -o 10001 -g 10001 -m 0750 /var/lib/todo
+COPY --from=build /out/todo-app /usr/local/bin/todo-app
+# Fails the build if a library is missing.
+RUN if ldd /usr/local/bin/todo-app | grep 'not found'; then exit 1; fi; \
+    /usr/local/bin/todo-app --help >/dev/null
+# Nothing is written outside /tmp and /var/lib/todo (SQLite), so the root file system can be
+# read-only; the chart mounts emptyDirs there.
+ENV TODO_LISTEN=0.0.0.0:8080 \
+    TODO_DB_CONNECTION_STRING="Driver=SQLite3;Database=/var/lib/todo/todo.db;" \
+    HOME=/tmp
+WORKDIR /tmp
+# Numeric, so that Kubernetes can check runAsNonRoot.
+USER 10001:10001
+STOPSIGNAL SIGTERM
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/todo-app"]
+LABEL org.opencontainers.image.title="todo-app" \
+      org.opencontainers.image.description="Reference to-do web app that logs into Azure SQL / PostgreSQL with tokens from token-broker" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="debian:12-slim"

@@ -1,0 +1,149 @@
+{{/* Names ------------------------------------------------------------------------------- */}}
+
+{{- define "todo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "todo.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "todo.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels: the standard app.kubernetes.io set. */}}
+{{- define "todo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "todo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "todo.labels" -}}
+helm.sh/chart: {{ include "todo.chart" . }}
+{{ include "todo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: token-broker
+{{- end }}
+
+{{- define "todo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "todo.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "todo.podIdentityName" -}}
+{{- default (include "todo.fullname" .) .Values.identity.podIdentity.name }}
+{{- end }}
+
+{{- define "todo.podIdentitySelector" -}}
+{{- default (include "todo.fullname" .) .Values.identity.podIdentity.selector }}
+{{- end }}
+
+{{- define "todo.csrfSecretName" -}}
+{{- default (printf "%s-csrf" (include "todo.fullname" .)) .Values.app.csrf.existingSecret }}
+{{- end }}
+
+{{- define "todo.csrfEnabled" -}}
+{{- if or .Values.app.csrf.existingSecret .Values.app.csrf.create }}true{{ end }}
+{{- end }}
+
+{{/* image: repository:tag, the tag defaulting to the chart's appVersion. */}}
+{{- define "todo.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{/* Database ----------------------------------------------------------------------------- */}}
+
+{{- define "todo.db.auth" -}}
+{{- $db := .Values.database }}
+{{- if $db.auth }}{{ $db.auth }}
+{{- else if eq $db.type "sqlserver" }}access-token
+{{- else if eq $db.type "postgresql" }}password
+{{- else }}none
+{{- end }}
+{{- end }}
+
+{{- define "todo.db.tokenResource" -}}
+{{- $db := .Values.database }}
+{{- if $db.tokenResource }}{{ $db.tokenResource }}
+{{- else if eq $db.type "postgresql" }}https://ossrdbms-aad.database.windows.net
+{{- else }}https://database.windows.net/
+{{- end }}
+{{- end }}
+
+{{/* The ODBC connection string: where and who, never a credential. */}}
+{{- define "todo.db.connectionString" -}}
+{{- $db := .Values.database }}
+{{- if $db.connectionString }}
+{{- $db.connectionString }}
+{{- else if eq $db.type "sqlserver" }}
+{{- $driver := default "ODBC Driver 18 for SQL Server" $db.driver }}
+{{- printf "Driver={%s};Server=tcp:%s,%v;Database=%s;Encrypt=yes;TrustServerCertificate=no;%s" $driver (required "database.server is required for database.type=sqlserver" $db.server) (default 1433 $db.port) (required "database.name is required" $db.name) $db.extraOptions }}
+{{- else if eq $db.type "postgresql" }}
+{{- $driver := default "PostgreSQL Unicode" $db.driver }}
+{{- printf "Driver={%s};Server=%s;Port=%v;Database=%s;Uid=%s;sslmode=require;%s" $driver (required "database.server is required for database.type=postgresql" $db.server) (default 5432 $db.port) (required "database.name is required" $db.name) (required "database.user (the identity's role name) is required for database.type=postgresql" $db.user) $db.extraOptions }}
+{{- else }}
+{{- $driver := default "SQLite3" $db.driver }}
+{{- printf "Driver=%s;Database=%s;%s" $driver $db.sqlite.path $db.extraOptions }}
+{{- end }}
+{{- end }}
+
+{{/* Broker ------------------------------------------------------------------------------- */}}
+
+{{- define "todo.broker.socket" -}}
+{{- printf "%s/broker.sock" (trimSuffix "/" .Values.broker.socketDir) }}
+{{- end }}
+
+{{- define "todo.broker.source" -}}
+{{- if .Values.devEmulator.enabled }}imds
+{{- else if eq .Values.identity.mode "workloadIdentity" }}workload-identity
+{{- else }}imds
+{{- end }}
+{{- end }}
+
+{{/* Resources the broker fetches at start: the database's (when the app uses a token) + extra. */}}
+{{- define "todo.broker.prefetch" -}}
+{{- $list := list }}
+{{- if ne (include "todo.db.auth" .) "none" }}
+{{- $list = append $list (include "todo.db.tokenResource" .) }}
+{{- end }}
+{{- range .Values.broker.prefetch }}
+{{- if not (has . $list) }}{{ $list = append $list . }}{{ end }}
+{{- end }}
+{{- join "," $list }}
+{{- end }}
+
+{{- define "todo.broker.needsAdminOnService" -}}
+{{- if or .Values.service.exposeBrokerAdmin .Values.serviceMonitor.enabled }}true{{ end }}
+{{- end }}
+
+{{/* Checks the schema cannot express. */}}
+{{- define "todo.validate" -}}
+{{- $mode := .Values.identity.mode }}
+{{- if and .Values.broker.nativeSidecar (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) }}
+{{- fail (printf "broker.nativeSidecar=true needs Kubernetes 1.29 or newer (native sidecar containers); this cluster is %s: set broker.nativeSidecar=false" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and (eq $mode "workloadIdentity") (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "identity.mode=workloadIdentity needs a ServiceAccount annotated with the client ID: set serviceAccount.create=true, or serviceAccount.name to one you annotated yourself" }}
+{{- end }}
+{{- range $key := list "connectionString" "extraOptions" }}
+{{- if regexMatch "(?i)(^|;)\\s*(pwd|password)\\s*=" (index $.Values.database $key) }}
+{{- fail (printf "database.%s must not contain a credential (PWD= or Password=): the app logs in with tokens from token-broker, so no database secret belongs in the values" $key) }}
+{{- end }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (eq .Values.database.type "sqlite") }}
+{{- fail "database.type=sqlite keeps the data in each pod's own emptyDir: use replicaCount=1, or sqlserver/postgresql" }}
+{{- end }}
+{{- end }}
