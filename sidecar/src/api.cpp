@@ -1,10 +1,13 @@
 #include "broker/api.hpp"
 
 #include <fmt/format.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <charconv>
 #include <cmath>
 
@@ -37,14 +40,40 @@ std::string json_string(std::string_view text) {
 
 std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
 
+std::string_view route_of(std::string_view path) {
+  for (std::string_view route : {kImdsRoute, kAppServiceRoute}) {
+    if (path == route ||
+        (path.size() == route.size() + 1 && path.starts_with(route) && path.back() == '/')) {
+      return route;
+    }
+  }
+  return path;
+}
+
+bool secret_equals(std::string_view given, std::string_view expected) {
+  using Digest = std::array<unsigned char, EVP_MAX_MD_SIZE>;
+  auto digest = [](std::string_view text, Digest& out) {
+    unsigned int size = 0;
+    return EVP_Digest(text.data(), text.size(), out.data(), &size, EVP_sha256(), nullptr) == 1 &&
+           size == 32;
+  };
+  Digest a{};
+  Digest b{};
+  if (!digest(given, a) || !digest(expected, b)) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), 32) == 0 && !expected.empty();
+}
+
 std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
                                                          const ApiOptions& options) {
   auto parsed = boost::urls::parse_origin_form(request.target());
   if (!parsed) return bad_request("the request target is not a valid URL path and query");
-  const bool imds = parsed->path() == kImdsRoute;
+  const std::string path = parsed->path();
+  const auto route = route_of(path);
+  const bool imds = route == kImdsRoute;
+  const bool app_service = route == kAppServiceRoute;
 
   TokenQuery query;
-  query.imds_shape = imds;
+  query.shape = imds ? Shape::imds : app_service ? Shape::app_service : Shape::v1;
   query.min_validity = options.min_validity;
   query.wait = options.max_wait;
   query.key.identity = options.default_identity;
@@ -53,6 +82,21 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
     // As IMDS itself: the header guards against server-side request forgery.
     if (!boost::beast::iequals(request["Metadata"], "true")) {
       return bad_request("Required metadata header not specified (send 'Metadata: true')");
+    }
+  }
+  if (app_service) {
+    // The caller proves it may ask for tokens with the secret (an SSRF guard, as on App
+    // Service): checked before anything else so that a stranger learns nothing more.
+    const auto header = request.find(kIdentityHeader);
+    if (header == request.end()) {
+      return bad_request(
+          "Required header X-IDENTITY-HEADER not specified (send the value of IDENTITY_HEADER)");
+    }
+    if (!secret_equals(header->value(), options.identity_header)) {
+      return ServeError{401, "unauthorized",
+                        "X-IDENTITY-HEADER does not match this broker's identity header (read it "
+                        "from --identity-header-file)",
+                        0s};
     }
   }
 
@@ -119,8 +163,13 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
       query.wait = std::max(1ms, std::min(options.max_wait, wanted));
     } else if (name == "api-version") {
       api_version_seen = true;
-    } else if (!imds) {
-      // IMDS ignores parameters it does not know; our own route names typos.
+      if (app_service && value != kAppServiceApiVersion) {
+        return bad_request("api-version '" + value + "' is not supported on " +
+                           std::string(kAppServiceRoute) + "; use " +
+                           std::string(kAppServiceApiVersion) + " (header X-IDENTITY-HEADER)");
+      }
+    } else if (!imds && !app_service) {
+      // IMDS and App Service ignore parameters they do not know; our own route names typos.
       return bad_request("unknown parameter '" + name +
                          "' (known: resource, client_id, object_id, mi_res_id, min_validity, "
                          "timeout)");
@@ -129,6 +178,10 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
   }
   if (imds && !api_version_seen) {
     return bad_request("parameter 'api-version' is required on the IMDS route (e.g. 2018-02-01)");
+  }
+  if (app_service && !api_version_seen) {
+    return bad_request("parameter 'api-version' is required on the App Service route (" +
+                       std::string(kAppServiceApiVersion) + ")");
   }
   if (!resource_seen) {
     return bad_request(
@@ -146,10 +199,24 @@ std::string token_body(const Token& token, const TokenQuery& query, SteadyTime n
   const auto left = std::max<std::int64_t>(
       0, std::chrono::floor<std::chrono::seconds>(token.expires_at - now).count());
   const std::string& resource = up.resource.empty() ? query.key.resource : up.resource;
-  if (!query.imds_shape) {
+  if (query.shape == Shape::v1) {
     return fmt::format(
         R"({{"access_token":{},"token_type":{},"expires_on":{},"expires_in":{},"resource":{}}})",
         access_token, json_string(up.token_type), up.expires_on, left, json_string(resource));
+  }
+  if (query.shape == Shape::app_service) {
+    // App Service 2019-08-01 sends these five, expires_on as a string of unix seconds; client_id
+    // is the identity's, echoed by the upstream or named by the caller.
+    const std::string& client_id = !up.client_id.empty() ? up.client_id
+                                   : query.key.identity.kind == Identity::Kind::client_id
+                                       ? query.key.identity.value
+                                       : up.client_id;
+    std::string body = fmt::format(R"({{"access_token":{},"expires_on":"{}","resource":{},)",
+                                   access_token, up.expires_on, json_string(resource));
+    body += fmt::format(R"("token_type":{})", json_string(up.token_type));
+    if (!client_id.empty()) body += fmt::format(R"(,"client_id":{})", json_string(client_id));
+    body += '}';
+    return body;
   }
   // IMDS sends every numeric field as a string; some drivers depend on it.
   std::string body = fmt::format(R"({{"access_token":{},)", access_token);

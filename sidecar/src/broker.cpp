@@ -8,6 +8,8 @@
 #include "broker/refresh.hpp"
 #include "tb/log.hpp"
 
+#include <fmt/format.h>
+#include <openssl/rand.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,15 +19,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace broker {
 
@@ -95,10 +101,12 @@ local::acceptor bind_socket(asio::io_context& io, const std::string& path, mode_
   return acceptor;
 }
 
-tcp::acceptor bind_tcp(asio::io_context& io, const std::string& host, std::uint16_t port) {
+/// `flag` names the option in errors, e.g. "--admin-listen".
+tcp::acceptor bind_tcp(asio::io_context& io, const std::string& flag, const std::string& host,
+                       std::uint16_t port) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(host, ec);
-  if (ec) throw StartupError("--admin-listen: '" + host + "' is not an IP address");
+  if (ec) throw StartupError(flag + ": '" + host + "' is not an IP address");
   tcp::acceptor acceptor(io);
   tcp::endpoint endpoint(address, port);
   acceptor.open(endpoint.protocol(), ec);
@@ -106,15 +114,91 @@ tcp::acceptor bind_tcp(asio::io_context& io, const std::string& host, std::uint1
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    throw StartupError("--admin-listen " + host + ":" + std::to_string(port) +
+    throw StartupError(flag + " " + host + ":" + std::to_string(port) +
                        ": cannot listen: " + ec.message());
   }
   return acceptor;
 }
 
+/// "127.0.0.1:8080" / "[::1]:8080".
+std::string endpoint_text(const tcp::endpoint& endpoint) {
+  const auto host = endpoint.address().to_string();
+  const auto port = std::to_string(endpoint.port());
+  return endpoint.address().is_v6() ? "[" + host + "]:" + port : host + ":" + port;
+}
+
+std::string trim(const std::string& text) {
+  constexpr const char* kSpace = " \t\r\n";
+  const auto first = text.find_first_not_of(kSpace);
+  if (first == std::string::npos) return {};
+  return text.substr(first, text.find_last_not_of(kSpace) + 1 - first);
+}
+
+/// The App Service route's secret: the file's content when it exists, else 32 random bytes in
+/// hex written to a new file with mode 0640 and group `group` (the socket's), so that the app's
+/// container, which can open the socket, can read it too.
+std::string load_identity_header(const std::string& path, std::optional<gid_t> group) {
+  const std::string flag = "--identity-header-file " + path;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) == 0) {
+      if (!S_ISREG(info.st_mode)) throw StartupError(flag + " exists and is not a regular file");
+      std::ifstream in(path, std::ios::binary);
+      std::stringstream content;
+      content << in.rdbuf();
+      if (!in) throw StartupError(flag + ": cannot read it: " + std::strerror(errno));
+      auto secret = trim(content.str());
+      if (secret.size() < 16 || secret.size() > 1024) {
+        throw StartupError(flag +
+                           " must hold a secret of 16 to 1024 characters (remove it to "
+                           "have one generated)");
+      }
+      for (unsigned char c : secret) {
+        if (c <= 0x20 || c >= 0x7f) {
+          throw StartupError(flag +
+                             " must hold printable ASCII without spaces (it is sent as "
+                             "an HTTP header)");
+        }
+      }
+      if ((info.st_mode & 0007) != 0) {
+        tb::log::warn("the identity header file is readable by anyone; chmod o-rwx it",
+                      {{"file", path}});
+      }
+      return secret;
+    }
+    std::array<unsigned char, 32> bytes{};
+    if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+      throw StartupError(flag + ": no random bytes for a new secret");
+    }
+    std::string secret;
+    for (unsigned char byte : bytes) secret += fmt::format("{:02x}", byte);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;  // another process wrote it meanwhile: read that one
+      throw StartupError(flag + ": cannot create it: " + std::strerror(errno) +
+                         " (does its directory exist?)");
+    }
+    bool ok = ::write(fd, secret.data(), secret.size()) == static_cast<ssize_t>(secret.size());
+    if (ok && group && ::fchown(fd, static_cast<uid_t>(-1), *group) != 0) {
+      tb::log::warn("cannot give the identity header file the socket's group",
+                    {{"file", path}, {"gid", *group}, {"reason", std::strerror(errno)}});
+    }
+    ok = ok && ::fchmod(fd, 0640) == 0;
+    ok = (::close(fd) == 0) && ok;
+    if (!ok) {
+      ::unlink(path.c_str());
+      throw StartupError(flag + ": cannot write it: " + std::strerror(errno));
+    }
+    tb::log::info("identity header generated", {{"file", path}});
+    return secret;
+  }
+  throw StartupError(flag + " keeps changing while it is read");
+}
+
 std::string route_label(std::string_view path) {
-  for (std::string_view known : {kTokenRoute, kImdsRoute, std::string_view("/healthz"),
-                                 std::string_view("/readyz"), std::string_view("/metrics")}) {
+  for (std::string_view known :
+       {kTokenRoute, kImdsRoute, kAppServiceRoute, std::string_view("/healthz"),
+        std::string_view("/readyz"), std::string_view("/metrics")}) {
     if (path == known) return std::string(known);
   }
   return "other";
@@ -209,7 +293,7 @@ struct Broker::Impl {
   }
 
   asio::awaitable<Response> handle_socket(const Request& request) {
-    const auto path = target_path(request.target());
+    const auto path = route_of(target_path(request.target()));
     Response response;
     if (path == kTokenRoute || path == kImdsRoute) {
       // (No co_await inside ?: — GCC 12 miscompiles that.)
@@ -247,6 +331,31 @@ struct Broker::Impl {
                                                 "/metrics only (tokens: the Unix socket)",
                                                 0s});
     }
+    co_return response;
+  }
+
+  /// The drop-in listener for unmodified Azure SDKs: IMDS's and App Service's token routes only.
+  asio::awaitable<Response> handle_drop_in(const Request& request) {
+    const auto path = route_of(target_path(request.target()));
+    Response response;
+    if (path != kImdsRoute && path != kAppServiceRoute) {
+      response = make_error(request, ServeError{404, "not_found",
+                                                "this listener serves "
+                                                "/metadata/identity/oauth2/token (IMDS) and "
+                                                "/msi/token (App Service) only",
+                                                0s});
+    } else if (request.method() != http::verb::get) {
+      response = method_not_allowed(request);
+    } else if (request.find("X-Forwarded-For") != request.end()) {
+      // As IMDS: a proxied request is someone else's, relayed (server-side request forgery).
+      response = make_error(request, ServeError{400, "invalid_request",
+                                                "Request with X-Forwarded-For header is not "
+                                                "allowed",
+                                                0s});
+    } else {
+      response = co_await handle_token(request);
+    }
+    metrics.request(route_label(path), response.result_int());
     co_return response;
   }
 
@@ -300,9 +409,28 @@ struct Broker::Impl {
         &metrics, [this](local::socket& socket) { return admit(socket); });
     if (config.admin_enabled) {
       admin_server.emplace(
-          bind_tcp(io, config.admin_host, config.admin_port),
+          bind_tcp(io, "--admin-listen", config.admin_host, config.admin_port),
           [this](const Request& r) { return handle_admin(r); }, limits, nullptr);
     }
+    if (config.imds_listen_enabled) bind_drop_in();
+  }
+
+  void bind_drop_in() {
+    // parse_config checked this already; checked again where the port is opened, because
+    // tokens on a non-loopback TCP port would be anyone's.
+    if (!is_loopback_address(config.imds_listen_host)) {
+      throw StartupError("--imds-listen " + config.imds_listen_host +
+                         " is not a loopback address (127.0.0.0/8 or [::1])");
+    }
+    std::optional<gid_t> group;
+    struct stat info {};
+    if (::stat(config.socket_path.c_str(), &info) == 0) group = info.st_gid;
+    api.identity_header = load_identity_header(config.identity_header_file, group);
+    auto acceptor = bind_tcp(io, "--imds-listen", config.imds_listen_host, config.imds_listen_port);
+    drop_in_address = endpoint_text(acceptor.local_endpoint());
+    drop_in_server.emplace(
+        std::move(acceptor), [this](const Request& r) { return handle_drop_in(r); }, limits,
+        &metrics);
   }
 
   asio::awaitable<void> shutdown_when_signalled() {
@@ -312,11 +440,15 @@ struct Broker::Impl {
                                     {"grace_s", config.shutdown_grace.count()}});
     socket_server->drain();
     if (admin_server) admin_server->drain();
+    if (drop_in_server) drop_in_server->drain();
     // Requests in flight (including ones waiting for an upstream call) may finish.
     const auto give_up = clock.steady_now() + config.shutdown_grace;
     asio::steady_timer tick(io);
-    while (socket_server->connections() + (admin_server ? admin_server->connections() : 0) > 0 &&
-           clock.steady_now() < give_up) {
+    auto open_connections = [this] {
+      return socket_server->connections() + (admin_server ? admin_server->connections() : 0) +
+             (drop_in_server ? drop_in_server->connections() : 0);
+    };
+    while (open_connections() > 0 && clock.steady_now() < give_up) {
       tick.expires_after(20ms);
       co_await tick.async_wait(use_nothrow);
     }
@@ -343,6 +475,8 @@ struct Broker::Impl {
   asio::signal_set signals;
   std::optional<HttpServer<local>> socket_server;
   std::optional<HttpServer<tcp>> admin_server;
+  std::optional<HttpServer<tcp>> drop_in_server;
+  std::string drop_in_address;  ///< as bound (the port when 0 was asked for)
   bool socket_bound = false;
   AllowList allow;
 };
@@ -360,6 +494,7 @@ int Broker::run() {
   const auto& config = impl.config;
   impl.socket_server->start();
   if (impl.admin_server) impl.admin_server->start();
+  if (impl.drop_in_server) impl.drop_in_server->start();
   asio::co_spawn(impl.io, impl.shutdown_when_signalled(), asio::detached);
   for (const auto& resource : config.prefetch) {
     impl.cache.prefetch(TokenKey{config.default_identity, resource});
@@ -373,6 +508,8 @@ int Broker::run() {
        {"socket", config.socket_path},
        {"admin",
         config.admin_enabled ? config.admin_host + ":" + std::to_string(config.admin_port) : "off"},
+       {"imds_listen", impl.drop_in_server ? impl.drop_in_address : "off"},
+       {"identity_header_file", impl.drop_in_server ? config.identity_header_file : "-"},
        {"prefetch", prefetch},
        {"default_identity", to_string(config.default_identity)},
        {"allow_uids", impl.allow.uids},

@@ -4,10 +4,12 @@
 #include "tb/flags.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 
 namespace broker {
 namespace {
@@ -87,6 +89,37 @@ const std::vector<Flag>& flags() {
          c.admin_enabled = true;
          return parse_host_port(v, c.admin_host, c.admin_port);
        }},
+      {"imds-listen", "127.0.0.1:PORT|off",
+       "Drop-in listener for unmodified Azure SDKs on loopback TCP (default off): the IMDS route "
+       "(Metadata: true) and the App Service route /msi/token (X-IDENTITY-HEADER).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v == "off") {
+           c.imds_listen_enabled = false;
+           return std::nullopt;
+         }
+         std::string host;
+         std::uint16_t port = 0;
+         if (auto problem = parse_host_port(v, host, port)) return problem;
+         // Tokens over TCP only on loopback: anything else would let the network (or a
+         // server-side request forgery) reach them.
+         if (!is_loopback_address(host)) {
+           return "must be a loopback address (127.0.0.0/8 or [::1]) so that only this pod can "
+                  "connect, got '" +
+                  host + "'";
+         }
+         c.imds_listen_enabled = true;
+         c.imds_listen_host = host;
+         c.imds_listen_port = port;
+         return std::nullopt;
+       }},
+      {"identity-header-file", "PATH",
+       "Secret that callers of /msi/token send as X-IDENTITY-HEADER (IDENTITY_HEADER); generated "
+       "at start if absent, mode 0640 (default: identity-header next to --socket).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v.empty()) return "must be a path";
+         c.identity_header_file = v;
+         return std::nullopt;
+       }},
       {"prefetch", "R[,R...]",
        "Resources to fetch at start; /readyz is 200 only when all are held.",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
@@ -162,6 +195,17 @@ const std::vector<Flag>& flags() {
 
 }  // namespace
 
+bool is_loopback_address(const std::string& host) {
+  boost::system::error_code ec;
+  auto address = boost::asio::ip::make_address(host, ec);
+  if (ec) return false;
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6())
+        .is_loopback();
+  }
+  return address.is_loopback();
+}
+
 std::string usage() {
   return "Usage: token-broker [FLAGS]\n"
          "Keeps Azure managed-identity tokens fresh and serves them on a Unix socket.\n\n"
@@ -183,6 +227,10 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
   if (config.retry.cap < config.retry.base) {
     outcome.error = "--retry-max-ms must not be smaller than --retry-base-ms";
     return outcome;
+  }
+  if (config.identity_header_file.empty()) {
+    config.identity_header_file =
+        (std::filesystem::path(config.socket_path).parent_path() / "identity-header").string();
   }
   if (config.source == "auto") {
     if (auto file = getenv("AZURE_FEDERATED_TOKEN_FILE"); file && !file->empty()) {

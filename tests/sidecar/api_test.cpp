@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace broker {
 namespace {
@@ -55,7 +58,7 @@ TEST(ParseTokenRequest, V1DecodesThePercentEncodedResourceAndUsesTheDefaults) {
   EXPECT_EQ(query.key.identity, Identity{});
   EXPECT_EQ(query.min_validity, 60s);
   EXPECT_EQ(query.wait, 10'000ms);
-  EXPECT_FALSE(query.imds_shape);
+  EXPECT_EQ(query.shape, Shape::v1);
 }
 
 TEST(ParseTokenRequest, V1AcceptsAnUnencodedResourceUrl) {
@@ -165,7 +168,7 @@ TEST(ParseTokenRequest, ImdsRouteWithMetadataHeaderAndApiVersionAnswersInImdsSha
           "&client_id=cid",
           true),
       kOptions));
-  EXPECT_TRUE(query.imds_shape);
+  EXPECT_EQ(query.shape, Shape::imds);
   EXPECT_EQ(query.key.resource, "https://r/");
   EXPECT_EQ(query.key.identity, (Identity{Identity::Kind::client_id, "cid"}));
 }
@@ -284,7 +287,7 @@ Token sample_token() {
 TokenQuery query_for(std::string resource, bool imds_shape) {
   TokenQuery query;
   query.key.resource = std::move(resource);
-  query.imds_shape = imds_shape;
+  query.shape = imds_shape ? Shape::imds : Shape::v1;
   return query;
 }
 
@@ -448,7 +451,7 @@ TEST(TokenBodyCache, PreEscapedTokenGivesTheSameBodyAsEscapingPerRequest) {
   TokenQuery query;
   query.key.resource = token.upstream.resource;
   for (bool imds : {false, true}) {
-    query.imds_shape = imds;
+    query.shape = imds ? Shape::imds : Shape::v1;
     const std::string per_request = token_body(token, query, now);
     Token cached = token;
     cached.access_token_json = nlohmann::json(token.upstream.access_token).dump();
@@ -472,6 +475,172 @@ TEST(ParseTokenRequestBytes, NonAsciiResourceOrIdentityIsABadRequest) {
     ASSERT_TRUE(std::holds_alternative<ServeError>(parsed)) << target;
     EXPECT_EQ(std::get<ServeError>(parsed).status, 400u) << target;
   }
+}
+
+}  // namespace
+}  // namespace broker
+
+// ---- the App Service route (drop-in listener) ----
+
+namespace broker {
+namespace {
+
+const std::string kSecret = "0123456789abcdef0123456789abcdef";
+
+ApiOptions app_service_options() {
+  ApiOptions options{Identity{}, 60s, 10'000ms};
+  options.identity_header = kSecret;
+  return options;
+}
+
+Request app_service_get(std::string_view target, std::optional<std::string> header = kSecret) {
+  Request request{http::verb::get, target, 11};
+  if (header) request.set("X-IDENTITY-HEADER", *header);
+  return request;
+}
+
+ServeError expect_error(const std::variant<TokenQuery, ServeError>& outcome, unsigned status) {
+  if (std::holds_alternative<TokenQuery>(outcome)) {
+    ADD_FAILURE() << "expected a " << status << ", got a query";
+    return {};
+  }
+  const auto& error = std::get<ServeError>(outcome);
+  EXPECT_EQ(error.status, status) << error.description;
+  return error;
+}
+
+TEST(ParseAppServiceRequest, WithTheRightHeaderAnswersInAppServiceShape) {
+  const auto query = expect_query(parse_token_request(
+      app_service_get("/msi/token?api-version=2019-08-01&resource=https%3A%2F%2Fvault.azure.net"),
+      app_service_options()));
+  EXPECT_EQ(query.shape, Shape::app_service);
+  EXPECT_EQ(query.key.resource, "https://vault.azure.net");
+  EXPECT_EQ(query.key.identity, Identity{});
+}
+
+TEST(ParseAppServiceRequest, MapsEveryIdentityParameterSdksSend) {
+  const std::vector<std::pair<std::string, Identity>> cases = {
+      {"client_id=c", {Identity::Kind::client_id, "c"}},
+      {"principal_id=p", {Identity::Kind::object_id, "p"}},
+      {"object_id=o", {Identity::Kind::object_id, "o"}},  // what @azure/msal-node sends
+      {"mi_res_id=%2Fsubscriptions%2Fs", {Identity::Kind::mi_res_id, "/subscriptions/s"}},
+      {"msi_res_id=%2Fsubscriptions%2Fs", {Identity::Kind::mi_res_id, "/subscriptions/s"}},
+  };
+  for (const auto& [param, identity] : cases) {
+    const auto query = expect_query(parse_token_request(
+        app_service_get("/msi/token?api-version=2019-08-01&resource=r&" + param),
+        app_service_options()));
+    EXPECT_EQ(query.key.identity, identity) << param;
+  }
+}
+
+TEST(ParseAppServiceRequest, MissingHeaderIsABadRequestNamingIt) {
+  const auto error = expect_error(
+      parse_token_request(
+          app_service_get("/msi/token?api-version=2019-08-01&resource=r", std::nullopt),
+          app_service_options()),
+      400);
+  expect_mentions(error, "X-IDENTITY-HEADER");
+}
+
+TEST(ParseAppServiceRequest, WrongHeaderIsUnauthorizedAndSaysNothingElse) {
+  for (const std::string& wrong :
+       std::vector<std::string>{"", "x", kSecret + "0", kSecret.substr(1), "Metadata: true"}) {
+    // Even with parameters that would be refused: the secret is checked first.
+    const auto error = expect_error(
+        parse_token_request(app_service_get("/msi/token?api-version=1&resource=", wrong),
+                            app_service_options()),
+        401);
+    EXPECT_EQ(error.error, "unauthorized");
+    EXPECT_EQ(error.description.find(kSecret), std::string::npos);
+  }
+}
+
+TEST(ParseAppServiceRequest, WithoutAConfiguredSecretEveryCallerIsRefused) {
+  expect_error(
+      parse_token_request(
+          app_service_get("/msi/token?api-version=2019-08-01&resource=r", std::string()), kOptions),
+      401);
+}
+
+TEST(ParseAppServiceRequest, ApiVersionIsRequiredAndOnly20190801IsSpoken) {
+  expect_mentions(expect_bad_request(parse_token_request(app_service_get("/msi/token?resource=r"),
+                                                         app_service_options())),
+                  "api-version");
+  // 2017-09-01 used another header ("secret") and parameter ("clientid").
+  expect_mentions(
+      expect_bad_request(parse_token_request(
+          app_service_get("/msi/token?api-version=2017-09-01&resource=r"), app_service_options())),
+      "2019-08-01");
+}
+
+TEST(ParseAppServiceRequest, IgnoresUnknownParametersAsAppServiceDoes) {
+  const auto query = expect_query(parse_token_request(
+      app_service_get("/msi/token?api-version=2019-08-01&resource=r&token_sha256_to_refresh=ab"),
+      app_service_options()));
+  EXPECT_EQ(query.key.resource, "r");
+}
+
+TEST(ParseAppServiceRequest, ResourceIsRequiredAndOneIdentityAtMost) {
+  expect_bad_request(parse_token_request(app_service_get("/msi/token?api-version=2019-08-01"),
+                                         app_service_options()));
+  expect_bad_request(parse_token_request(
+      app_service_get("/msi/token?api-version=2019-08-01&resource=r&client_id=a&mi_res_id=b"),
+      app_service_options()));
+}
+
+TEST(SecretEquals, ComparesWholeValues) {
+  EXPECT_TRUE(secret_equals(kSecret, kSecret));
+  EXPECT_FALSE(secret_equals(kSecret + " ", kSecret));
+  EXPECT_FALSE(secret_equals("", kSecret));
+  EXPECT_FALSE(secret_equals("", ""));  // an unset secret admits nobody
+}
+
+TokenQuery app_service_query(Identity identity = {}) {
+  TokenQuery query;
+  query.key = TokenKey{std::move(identity), "https://database.windows.net/"};
+  query.shape = Shape::app_service;
+  return query;
+}
+
+TEST(TokenBody, AppServiceShapeIsAppServices2019ShapeWithExpiresOnAsAString) {
+  const auto body = token_body(sample_token(), app_service_query(), kNow);
+  EXPECT_EQ(body, R"({"access_token":"eyJ0eXAi.payload.sig","expires_on":"1767229200",)"
+                  R"("resource":"https://database.windows.net/","token_type":"Bearer",)"
+                  R"("client_id":"cid"})");
+}
+
+TEST(TokenBody, AppServiceShapeTakesClientIdFromTheRequestWhenTheUpstreamEchoedNone) {
+  auto token = sample_token();
+  token.upstream.client_id.clear();
+  auto parsed =
+      json::parse(token_body(token, app_service_query({Identity::Kind::client_id, "asked"}), kNow));
+  EXPECT_EQ(parsed["client_id"], "asked");
+  parsed = json::parse(token_body(token, app_service_query(), kNow));
+  EXPECT_EQ(keys_of(parsed),
+            (std::set<std::string>{"access_token", "expires_on", "resource", "token_type"}));
+}
+
+}  // namespace
+}  // namespace broker
+
+namespace broker {
+namespace {
+
+TEST(RouteOf, CompatibleRoutesAlsoAnswerWithOneTrailingSlash) {
+  EXPECT_EQ(route_of("/metadata/identity/oauth2/token/"), kImdsRoute);
+  EXPECT_EQ(route_of("/metadata/identity/oauth2/token"), kImdsRoute);
+  EXPECT_EQ(route_of("/msi/token/"), kAppServiceRoute);
+  EXPECT_EQ(route_of("/metadata/identity/oauth2/token//"), "/metadata/identity/oauth2/token//");
+  EXPECT_EQ(route_of("/metadata/identity/oauth2/tokenX"), "/metadata/identity/oauth2/tokenX");
+  EXPECT_EQ(route_of("/v1/token/"), "/v1/token/");
+}
+
+TEST(ParseTokenRequest, ImdsRouteWithATrailingSlashIsTheImdsRoute) {
+  // What @azure/msal-node sends when AZURE_POD_IDENTITY_AUTHORITY_HOST is set.
+  const auto query = expect_query(parse_token_request(
+      get("/metadata/identity/oauth2/token/?api-version=2018-02-01&resource=r", true), kOptions));
+  EXPECT_EQ(query.shape, Shape::imds);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace broker {
@@ -368,6 +369,65 @@ TEST(ParseConfigValues, AFlagWhereAValueShouldBeIsAMissingValue) {
                               [](const std::string&) { return std::optional<std::string>{}; });
   EXPECT_FALSE(outcome.config);
   EXPECT_NE(outcome.error.find("--socket needs a value"), std::string::npos) << outcome.error;
+}
+
+}  // namespace
+}  // namespace broker
+
+// ---- the drop-in listener ----
+
+namespace broker {
+namespace {
+
+TEST(ParseConfigDropIn, ImdsListenIsOffByDefaultAndTheHeaderFileSitsNextToTheSocket) {
+  const auto config = parse_ok({"--socket", "/run/tb/broker.sock"});
+  EXPECT_FALSE(config.imds_listen_enabled);
+  EXPECT_EQ(config.identity_header_file, "/run/tb/identity-header");
+}
+
+TEST(ParseConfigDropIn, ImdsListenTakesLoopbackAddresses) {
+  for (const auto& [value, host, port] :
+       std::vector<std::tuple<std::string, std::string, int>>{{"127.0.0.1:8079", "127.0.0.1", 8079},
+                                                              {"127.0.0.2:0", "127.0.0.2", 0},
+                                                              {"[::1]:50342", "::1", 50342}}) {
+    const auto config = parse_ok({"--imds-listen", value});
+    EXPECT_TRUE(config.imds_listen_enabled) << value;
+    EXPECT_EQ(config.imds_listen_host, host);
+    EXPECT_EQ(config.imds_listen_port, port);
+  }
+  EXPECT_FALSE(
+      parse_ok({"--imds-listen", "127.0.0.1:1", "--imds-listen", "off"}).imds_listen_enabled);
+}
+
+TEST(ParseConfigDropIn, ImdsListenRefusesAnythingButLoopback) {
+  for (const std::string value :
+       {"0.0.0.0:8079", "10.0.0.5:8079", "[::]:8079", "169.254.169.254:80", "localhost:8079",
+        "example.com:80", "127.0.0.1", "8079"}) {
+    expect_error_naming({"--imds-listen", value}, "--imds-listen");
+  }
+  auto outcome = parse({"--imds-listen", "0.0.0.0:8079"});
+  EXPECT_NE(outcome.error.find("loopback"), std::string::npos) << outcome.error;
+  // The environment too.
+  expect_error_naming({}, "imds-listen", {{"TOKEN_BROKER_IMDS_LISTEN", "192.168.1.1:80"}});
+}
+
+TEST(ParseConfigDropIn, IdentityHeaderFileCanBeSet) {
+  EXPECT_EQ(parse_ok({"--identity-header-file", "/etc/tb/secret"}).identity_header_file,
+            "/etc/tb/secret");
+  expect_error_naming({"--identity-header-file", ""}, "--identity-header-file");
+}
+
+TEST(IsLoopbackAddress, KnowsTheLoopbackRanges) {
+  EXPECT_TRUE(is_loopback_address("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_address("127.255.0.9"));
+  EXPECT_TRUE(is_loopback_address("::1"));
+  EXPECT_TRUE(is_loopback_address("::ffff:127.0.0.1"));
+  EXPECT_FALSE(is_loopback_address("::ffff:10.0.0.1"));
+  EXPECT_FALSE(is_loopback_address("0.0.0.0"));
+  EXPECT_FALSE(is_loopback_address("::"));
+  EXPECT_FALSE(is_loopback_address("128.0.0.1"));
+  EXPECT_FALSE(is_loopback_address("localhost"));
+  EXPECT_FALSE(is_loopback_address(""));
 }
 
 }  // namespace

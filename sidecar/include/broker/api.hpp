@@ -22,11 +22,25 @@ using Response = http::response<http::string_body>;
 
 inline constexpr std::string_view kTokenRoute = "/v1/token";
 inline constexpr std::string_view kImdsRoute = "/metadata/identity/oauth2/token";
+/// App Service's managed-identity route (api-version 2019-08-01), served on the drop-in listener.
+inline constexpr std::string_view kAppServiceRoute = "/msi/token";
+inline constexpr std::string_view kAppServiceApiVersion = "2019-08-01";
+inline constexpr std::string_view kIdentityHeader = "X-IDENTITY-HEADER";
 
 struct ApiOptions {
   Identity default_identity;                   ///< used when a request names none
   std::chrono::seconds min_validity{60};       ///< a request may ask for more, never less
   std::chrono::milliseconds max_wait{10'000};  ///< default and upper bound of ?timeout=
+  /// The secret that callers of kAppServiceRoute send in X-IDENTITY-HEADER. Empty: every caller
+  /// of that route is refused.
+  std::string identity_header;
+};
+
+/// Which service's response shape a token request is answered in.
+enum class Shape {
+  v1,           ///< ours: numbers are numbers
+  imds,         ///< IMDS, byte for byte: every numeric field a string
+  app_service,  ///< App Service 2019-08-01: expires_on as a string of unix seconds, client_id
 };
 
 /// A validated token request.
@@ -34,11 +48,12 @@ struct TokenQuery {
   TokenKey key;
   std::chrono::seconds min_validity{60};
   std::chrono::milliseconds wait{10'000};
-  bool imds_shape = false;  ///< answer in IMDS's byte-for-byte shape (numbers as strings)
+  Shape shape = Shape::v1;
 };
 
-/// Validates a GET on kTokenRoute or kImdsRoute: parameters, the Metadata header on the IMDS
-/// route. Bad input becomes a 400 ServeError whose description says what to fix.
+/// Validates a GET on kTokenRoute, kImdsRoute or kAppServiceRoute: parameters, the Metadata header
+/// on the IMDS route, X-IDENTITY-HEADER on the App Service route (missing: 400, wrong: 401, as
+/// App Service answers). Bad input becomes a 400 ServeError whose description says what to fix.
 std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
                                                          const ApiOptions& options);
 
@@ -52,7 +67,16 @@ std::string error_body(std::string_view error, std::string_view description);
 Response make_response(const Request& request, http::status status, std::string body);
 Response make_error(const Request& request, const ServeError& error);
 
+/// True when `given` equals `expected`, in time that does not depend on where they differ (both
+/// are hashed first, so not on their lengths either).
+bool secret_equals(std::string_view given, std::string_view expected);
+
 /// The path part of a request target ("/v1/token?x=y" -> "/v1/token").
 std::string_view target_path(std::string_view target);
+
+/// The route a path names: `path` itself, except that the compatible routes also answer with one
+/// trailing slash, as IMDS does ("/metadata/identity/oauth2/token/" is what @azure/msal-node
+/// requests when AZURE_POD_IDENTITY_AUTHORITY_HOST is set).
+std::string_view route_of(std::string_view path);
 
 }  // namespace broker

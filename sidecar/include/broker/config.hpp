@@ -30,6 +30,13 @@ struct Config {
   bool admin_enabled = true;
   std::string admin_host = "0.0.0.0";
   std::uint16_t admin_port = 8081;
+  /// The drop-in listener for unmodified Azure SDKs (IMDS and App Service routes), loopback only.
+  bool imds_listen_enabled = false;
+  std::string imds_listen_host = "127.0.0.1";
+  std::uint16_t imds_listen_port = 0;
+  /// The App Service route's secret (X-IDENTITY-HEADER): read at start, generated if absent.
+  /// Resolved during parsing: default `<socket dir>/identity-header`.
+  std::string identity_header_file;
   std::vector<std::string> prefetch;
   Identity default_identity;
   std::chrono::seconds min_validity{60};
@@ -57,6 +64,9 @@ using Getenv = tb::flags::Getenv;
 
 /// `args` excludes the program name.
 ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& getenv);
+
+/// True when `host` is a loopback IP address (127.0.0.0/8, ::1, or ::ffff:127.x.y.z).
+bool is_loopback_address(const std::string& host);
 
 /// The --help text: every flag, its environment variable and its default.
 std::string usage();
