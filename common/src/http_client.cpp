@@ -5,12 +5,20 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <openssl/ssl.h>
+
+#include <stdexcept>
 
 namespace tb::http {
 namespace {
@@ -85,6 +93,61 @@ asio::awaitable<boost::system::result<Response>> async_request_tcp(std::string h
   co_return co_await exchange(stream, request, limits);
 }
 
+std::shared_ptr<asio::ssl::context> make_tls_client_context(const std::string& ca_file) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  if (SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION) != 1) {
+    throw std::runtime_error("cannot require TLS 1.2 or newer");
+  }
+  context->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1);
+  context->set_verify_mode(asio::ssl::verify_peer);
+  error_code ec;
+  if (ca_file.empty()) {
+    context->set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("cannot load the system CA certificates: " + ec.message());
+  } else {
+    context->load_verify_file(ca_file, ec);
+    if (ec) {
+      throw std::runtime_error("cannot load CA certificates from " + ca_file + ": " + ec.message());
+    }
+  }
+  return context;
+}
+
+bool is_tls_error(const error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() ||
+         ec == asio::ssl::error::stream_truncated;
+}
+
+asio::awaitable<boost::system::result<Response>> async_request_https(
+    std::shared_ptr<asio::ssl::context> tls, std::string host, std::string port, Request request,
+    Limits limits) {
+  auto executor = co_await asio::this_coro::executor;
+  beast::ssl_stream<beast::tcp_stream> stream(executor, *tls);
+  auto& tcp = beast::get_lowest_layer(stream);
+  tcp.expires_after(limits.timeout);
+  // RFC 6066: SNI carries DNS names only, never IP literals.
+  error_code address_ec;
+  (void)asio::ip::make_address(host, address_ec);
+  if (address_ec && SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()) != 1) {
+    co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+  }
+  // Checks the DNS name or IP address against the certificate's subjectAltName.
+  stream.set_verify_callback(asio::ssl::host_name_verification(host));
+  asio::ip::tcp::resolver resolver(executor);
+  auto [resolve_ec, endpoints] = co_await resolver.async_resolve(host, port, use_nothrow);
+  if (resolve_ec) co_return resolve_ec;
+  auto [connect_ec, endpoint] = co_await tcp.async_connect(endpoints, use_nothrow);
+  if (connect_ec) co_return connect_ec;
+  tcp.socket().set_option(asio::ip::tcp::no_delay(true));
+  auto [handshake_ec] =
+      co_await stream.async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  if (handshake_ec) co_return handshake_ec;
+  if (request.host == "localhost") request.host = port == "443" ? host : host + ":" + port;
+  co_return co_await exchange(stream, request, limits);
+}
+
 boost::system::result<Response> request_unix(const std::string& socket_path, Request request,
                                              Limits limits) {
   return run_blocking(async_request_unix(socket_path, std::move(request), limits));
@@ -93,6 +156,12 @@ boost::system::result<Response> request_unix(const std::string& socket_path, Req
 boost::system::result<Response> request_tcp(const std::string& host, const std::string& port,
                                             Request request, Limits limits) {
   return run_blocking(async_request_tcp(host, port, std::move(request), limits));
+}
+
+boost::system::result<Response> request_https(std::shared_ptr<asio::ssl::context> tls,
+                                              const std::string& host, const std::string& port,
+                                              Request request, Limits limits) {
+  return run_blocking(async_request_https(std::move(tls), host, port, std::move(request), limits));
 }
 
 }  // namespace tb::http

@@ -6,6 +6,7 @@
 #include "broker/imds.hpp"
 #include "broker/peer.hpp"
 #include "broker/refresh.hpp"
+#include "broker/workload_identity.hpp"
 #include "tb/log.hpp"
 
 #include <fmt/format.h>
@@ -219,6 +220,13 @@ struct Broker::Impl {
         signals(io, SIGTERM, SIGINT) {}
 
   std::unique_ptr<Source> make_source() {
+    if (config.source == "workload-identity") {
+      try {
+        return std::make_unique<WorkloadIdentitySource>(config.workload_identity, clock);
+      } catch (const std::exception& e) {
+        throw StartupError(std::string("--source workload-identity: ") + e.what());
+      }
+    }
     try {
       return std::make_unique<ImdsSource>(config.imds_endpoint, clock);
     } catch (const std::invalid_argument& e) {

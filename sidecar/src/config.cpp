@@ -4,6 +4,7 @@
 #include "tb/flags.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/url/parse.hpp>
 
@@ -26,11 +27,15 @@ auto int_range(std::int64_t low, std::int64_t high,
 
 const std::vector<Flag>& flags() {
   static const std::vector<Flag> kFlags = {
-      {"source", "auto|imds",
+      {"source", "auto|imds|workload-identity",
        "Where tokens come from. auto (default): workload identity if AZURE_FEDERATED_TOKEN_FILE "
-       "is set, App Service if IDENTITY_ENDPOINT is set, else IMDS/NMI.",
+       "is set, App Service if IDENTITY_ENDPOINT is set (not supported yet), else IMDS/NMI. "
+       "workload-identity reads AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and "
+       "AZURE_AUTHORITY_HOST (default https://login.microsoftonline.com/).",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
-         if (v != "auto" && v != "imds") return "must be auto or imds, got '" + v + "'";
+         if (v != "auto" && v != "imds" && v != "workload-identity") {
+           return "must be auto, imds or workload-identity, got '" + v + "'";
+         }
          c.source = v;
          return std::nullopt;
        }},
@@ -42,6 +47,14 @@ const std::vector<Flag>& flags() {
                   "'";
          }
          c.imds_endpoint = v;
+         return std::nullopt;
+       }},
+      {"ca-file", "PATH",
+       "PEM CA certificates that the workload-identity token endpoint's certificate must chain "
+       "to (default: the system CA bundle).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v.empty()) return "must be a path to a PEM file";
+         c.workload_identity.ca_file = v;
          return std::nullopt;
        }},
       {"socket", "PATH",
@@ -232,23 +245,53 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
     config.identity_header_file =
         (std::filesystem::path(config.socket_path).parent_path() / "identity-header").string();
   }
+  auto env = [&](const char* name) { return getenv(name).value_or(std::string()); };
   if (config.source == "auto") {
-    if (auto file = getenv("AZURE_FEDERATED_TOKEN_FILE"); file && !file->empty()) {
-      outcome.error =
-          "--source auto found AZURE_FEDERATED_TOKEN_FILE (workload identity), which this build "
-          "does not support yet; unset it or pass --source imds";
-      return outcome;
-    }
-    if (auto endpoint = getenv("IDENTITY_ENDPOINT"); endpoint && !endpoint->empty()) {
+    if (!env("AZURE_FEDERATED_TOKEN_FILE").empty()) {
+      config.source = "workload-identity";
+      config.source_reason = "auto: AZURE_FEDERATED_TOKEN_FILE is set";
+    } else if (!env("IDENTITY_ENDPOINT").empty()) {
       outcome.error =
           "--source auto found IDENTITY_ENDPOINT (App Service), which this build does not "
           "support yet; unset it or pass --source imds";
       return outcome;
+    } else {
+      config.source = "imds";
+      config.source_reason =
+          "auto: neither AZURE_FEDERATED_TOKEN_FILE nor IDENTITY_ENDPOINT is set";
     }
-    config.source = "imds";
-    config.source_reason = "auto: neither AZURE_FEDERATED_TOKEN_FILE nor IDENTITY_ENDPOINT is set";
   } else {
     config.source_reason = "--source " + config.source;
+  }
+  if (config.source == "workload-identity") {
+    auto& wi = config.workload_identity;
+    wi.tenant_id = env("AZURE_TENANT_ID");
+    wi.federated_token_file = env("AZURE_FEDERATED_TOKEN_FILE");
+    wi.client_id = env("AZURE_CLIENT_ID");
+    if (auto host = env("AZURE_AUTHORITY_HOST"); !host.empty()) wi.authority_host = host;
+    // --client-id is the default identity of every request, so it stands in for AZURE_CLIENT_ID.
+    if (wi.client_id.empty() && config.default_identity.kind == Identity::Kind::client_id) {
+      wi.client_id = config.default_identity.value;
+    }
+    std::vector<std::string> missing;
+    if (wi.client_id.empty()) missing.emplace_back("AZURE_CLIENT_ID (or --client-id)");
+    if (wi.tenant_id.empty()) missing.emplace_back("AZURE_TENANT_ID");
+    if (wi.federated_token_file.empty()) missing.emplace_back("AZURE_FEDERATED_TOKEN_FILE");
+    if (!missing.empty()) {
+      outcome.error = "--source workload-identity needs " +
+                      fmt::format("{}", fmt::join(missing, ", ")) +
+                      " in the environment (the workload-identity webhook sets them when the pod's "
+                      "service account is annotated with azure.workload.identity/client-id)";
+      return outcome;
+    }
+    auto url = boost::urls::parse_absolute_uri(wi.authority_host);
+    if (!url || url->scheme() != "https" || url->host().empty()) {
+      outcome.error =
+          "AZURE_AUTHORITY_HOST must be an https:// URL such as "
+          "https://login.microsoftonline.com/, got '" +
+          wi.authority_host + "'";
+      return outcome;
+    }
   }
   outcome.config = std::move(config);
   return outcome;

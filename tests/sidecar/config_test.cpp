@@ -242,11 +242,62 @@ TEST(ParseConfig, HelpWinsOverALaterBadFlag) {
   EXPECT_TRUE(outcome.error.empty());
 }
 
-TEST(ParseConfig, AutoSourceWithWorkloadIdentityEnvironmentIsAClearError) {
-  const auto outcome = parse({}, {{"AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/token"}});
+const Env kWorkloadIdentityEnv = {{"AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/token"},
+                                  {"AZURE_CLIENT_ID", "c-1"},
+                                  {"AZURE_TENANT_ID", "t-1"}};
+
+TEST(ParseConfig, AutoSourcePicksWorkloadIdentityWhenTheFederatedTokenFileIsSet) {
+  const auto config = parse_ok({}, kWorkloadIdentityEnv);
+  EXPECT_EQ(config.source, "workload-identity");
+  EXPECT_NE(config.source_reason.find("AZURE_FEDERATED_TOKEN_FILE"), std::string::npos);
+  EXPECT_EQ(config.workload_identity.federated_token_file, "/var/run/secrets/token");
+  EXPECT_EQ(config.workload_identity.client_id, "c-1");
+  EXPECT_EQ(config.workload_identity.tenant_id, "t-1");
+  EXPECT_EQ(config.workload_identity.authority_host, "https://login.microsoftonline.com/");
+  EXPECT_TRUE(config.workload_identity.ca_file.empty());
+}
+
+TEST(ParseConfig, WorkloadIdentityBeatsAppServiceInAuto) {
+  auto env = kWorkloadIdentityEnv;
+  env["IDENTITY_ENDPOINT"] = "http://127.0.0.1:41741/msi/token";
+  EXPECT_EQ(parse_ok({}, env).source, "workload-identity");
+}
+
+TEST(ParseConfig, WorkloadIdentityReadsAuthorityHostAndCaFile) {
+  auto env = kWorkloadIdentityEnv;
+  env["AZURE_AUTHORITY_HOST"] = "https://login.microsoftonline.us/";
+  const auto config = parse_ok({"--source", "workload-identity", "--ca-file", "/etc/ca.pem"}, env);
+  EXPECT_EQ(config.source, "workload-identity");
+  EXPECT_EQ(config.source_reason, "--source workload-identity");
+  EXPECT_EQ(config.workload_identity.authority_host, "https://login.microsoftonline.us/");
+  EXPECT_EQ(config.workload_identity.ca_file, "/etc/ca.pem");
+}
+
+TEST(ParseConfig, WorkloadIdentityNamesEveryMissingVariable) {
+  const auto outcome = parse({"--source", "workload-identity"});
   EXPECT_FALSE(outcome.config);
-  EXPECT_NE(outcome.error.find("AZURE_FEDERATED_TOKEN_FILE"), std::string::npos) << outcome.error;
-  EXPECT_NE(outcome.error.find("--source imds"), std::string::npos) << outcome.error;
+  for (const char* name : {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"}) {
+    EXPECT_NE(outcome.error.find(name), std::string::npos) << outcome.error;
+  }
+  EXPECT_EQ(outcome.error.find('\n'), std::string::npos) << outcome.error;
+}
+
+TEST(ParseConfig, ClientIdFlagStandsInForAzureClientId) {
+  auto env = kWorkloadIdentityEnv;
+  env.erase("AZURE_CLIENT_ID");
+  EXPECT_FALSE(parse({}, env).config);
+  const auto config = parse_ok({"--client-id", "flag-id"}, env);
+  EXPECT_EQ(config.workload_identity.client_id, "flag-id");
+}
+
+TEST(ParseConfig, WorkloadIdentityRefusesAPlainHttpAuthority) {
+  auto env = kWorkloadIdentityEnv;
+  env["AZURE_AUTHORITY_HOST"] = "http://login.microsoftonline.com/";
+  expect_error_naming({}, "AZURE_AUTHORITY_HOST", env);
+}
+
+TEST(ParseConfig, UnknownSourceIsRefused) {
+  expect_error_naming({"--source", "app-service"}, "--source");
 }
 
 TEST(ParseConfig, AutoSourceWithAppServiceEnvironmentIsAClearError) {

@@ -3,8 +3,30 @@
 #include "imds_emulator/server.hpp"
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 
+#include <openssl/ssl.h>
+
+#include <fstream>
 #include <iostream>
+#include <sstream>
+
+namespace {
+
+// The Entra endpoint's TLS server context: TLS 1.2+, the given chain and key.
+std::shared_ptr<boost::asio::ssl::context> tls_server_context(const std::string& cert,
+                                                              const std::string& key) {
+  auto context = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
+  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  context->use_certificate_chain_file(cert, ec);
+  if (ec) throw std::invalid_argument("--tls-cert: cannot load " + cert + ": " + ec.message());
+  context->use_private_key_file(key, boost::asio::ssl::context::pem, ec);
+  if (ec) throw std::invalid_argument("--tls-key: cannot load " + key + ": " + ec.message());
+  return context;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace imds_emulator;
@@ -17,8 +39,27 @@ int main(int argc, char** argv) {
     std::cerr << "imds-emulator: " << cli.error << '\n';
     return 2;
   }
-  const Options& options = *cli.options;
+  Options options = *cli.options;
   tb::log::init(options.log_format, options.log_level);
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  if (options.entra_enabled) {
+    std::ifstream in(options.sa_issuer_key, std::ios::binary);
+    std::stringstream pem;
+    pem << in.rdbuf();
+    std::string error;
+    options.config.sa_issuer_key = load_public_key_pem(pem.str(), error);
+    if (!in || !options.config.sa_issuer_key) {
+      std::cerr << "imds-emulator: --sa-issuer-key: " << options.sa_issuer_key << ": "
+                << (in ? error : "cannot read it") << '\n';
+      return 2;
+    }
+    try {
+      tls = tls_server_context(options.tls_cert, options.tls_key);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "imds-emulator: " << e.what() << '\n';
+      return 2;
+    }
+  }
   try {
     Emulator emulator(options.config, Signer::generate());
     boost::asio::io_context io;
@@ -33,6 +74,25 @@ int main(int argc, char** argv) {
                 << options.port << ": " << e.code().message() << '\n';
       return 2;
     }
+    std::optional<Server> entra;
+    if (tls) {
+      try {
+        entra.emplace(io, emulator,
+                      boost::asio::ip::tcp::endpoint(
+                          boost::asio::ip::make_address(options.entra_host), options.entra_port),
+                      std::chrono::seconds(30), tls);
+      } catch (const boost::system::system_error& e) {
+        std::cerr << "imds-emulator: --entra-listen: cannot listen on " << options.entra_host << ':'
+                  << options.entra_port << ": " << e.code().message() << '\n';
+        return 2;
+      }
+    }
+    if (entra && !options.entra_port_file.empty() &&
+        !write_file_atomically(options.entra_port_file, std::to_string(entra->port()) + "\n",
+                               error)) {
+      std::cerr << "imds-emulator: --entra-port-file: " << error << '\n';
+      return 2;
+    }
     if (!options.public_key_out.empty() &&
         !write_file_atomically(options.public_key_out, emulator.signer().public_key_pem(), error)) {
       std::cerr << "imds-emulator: --public-key-out: " << error << '\n';
@@ -43,12 +103,14 @@ int main(int argc, char** argv) {
       std::cerr << "imds-emulator: --port-file: " << error << '\n';
       return 2;
     }
+    if (entra) entra->start();
     server->start();
     boost::asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code& ec, int signal) {
       if (ec) return;
       tb::log::info("stopping", {{"signal", signal}});
       server->stop();
+      if (entra) entra->stop();
     });
     nlohmann::json identities = nlohmann::json::array();
     for (const auto& identity : emulator.config().identities)
@@ -57,7 +119,8 @@ int main(int argc, char** argv) {
                                 {"port", server->port()},
                                 {"kid", emulator.signer().kid()},
                                 {"issuer", emulator.config().issuer},
-                                {"identities", identities}});
+                                {"identities", identities},
+                                {"entra_port", entra ? entra->port() : 0}});
     io.run();
     return 0;
   } catch (const std::exception& e) {

@@ -1,9 +1,10 @@
 #pragma once
-// A small HTTP/1.1 client (one request per connection) over a Unix socket or TCP, with one
+// A small HTTP/1.1 client (one request per connection) over a Unix socket, TCP or TLS, with one
 // deadline for the whole exchange and a cap on the response body. Used by the broker's
 // upstream sources, by tokenctl and by the tests.
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -12,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,10 +46,29 @@ boost::asio::awaitable<boost::system::result<Response>> async_request_tcp(std::s
                                                                           Request request,
                                                                           Limits limits = {});
 
+/// A TLS client context: TLS 1.2 or newer, peer verification on, trusting the system CA bundle
+/// (`ca_file` empty) or only the PEM certificates in `ca_file`. Throws std::runtime_error naming
+/// the file when it cannot be loaded. Share one context between requests.
+std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(const std::string& ca_file = {});
+
+/// Resolves `host` and sends `request` to `host:port` over TLS with `tls`: the certificate chain
+/// is verified, the certificate must name `host` (DNS name or IP address), SNI is set for DNS
+/// names. TLS failures come back as errors in boost::asio::error::get_ssl_category() (or
+/// ssl::error::stream_truncated); describe_tls_error() turns them into a sentence.
+boost::asio::awaitable<boost::system::result<Response>> async_request_https(
+    std::shared_ptr<boost::asio::ssl::context> tls, std::string host, std::string port,
+    Request request, Limits limits = {});
+
+/// True when `ec` came from the TLS layer (handshake, certificate verification, record layer).
+bool is_tls_error(const boost::system::error_code& ec);
+
 /// Blocking forms for command-line tools and tests (each runs its own io_context).
 boost::system::result<Response> request_unix(const std::string& socket_path, Request request,
                                              Limits limits = {});
 boost::system::result<Response> request_tcp(const std::string& host, const std::string& port,
                                             Request request, Limits limits = {});
+boost::system::result<Response> request_https(std::shared_ptr<boost::asio::ssl::context> tls,
+                                              const std::string& host, const std::string& port,
+                                              Request request, Limits limits = {});
 
 }  // namespace tb::http

@@ -3,6 +3,7 @@
 // in, nothing is read or opened here. Flags win over the environment.
 
 #include "broker/retry.hpp"
+#include "broker/source.hpp"
 #include "broker/token.hpp"
 #include "tb/flags.hpp"
 #include "tb/log.hpp"
@@ -21,6 +22,9 @@ struct Config {
   std::string source = "imds";  ///< resolved: "auto" is decided during parsing
   std::string source_reason;    ///< why this source (for the start-up log line)
   std::string imds_endpoint = "http://169.254.169.254";
+  /// --source workload-identity: the AZURE_* variables and --ca-file (ca_file also applies to
+  /// nothing else).
+  WorkloadIdentitySettings workload_identity;
   std::string socket_path = "/var/run/token-broker/broker.sock";
   mode_t socket_mode = 0660;
   /// Callers allowed on the socket (SO_PEERCRED). Unset: the broker's own uid / the socket

@@ -7,9 +7,20 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <string>
 #include <string_view>
 
 namespace broker {
+
+/// Settings of the workload-identity source (from the AZURE_* variables the workload-identity
+/// webhook injects, and --ca-file).
+struct WorkloadIdentitySettings {
+  std::string authority_host = "https://login.microsoftonline.com/";  ///< AZURE_AUTHORITY_HOST
+  std::string tenant_id;                                              ///< AZURE_TENANT_ID
+  std::string client_id;             ///< AZURE_CLIENT_ID: used when a request names none
+  std::string federated_token_file;  ///< AZURE_FEDERATED_TOKEN_FILE, re-read for every exchange
+  std::string ca_file;               ///< empty: the system CA bundle
+};
 
 class Source {
  public:

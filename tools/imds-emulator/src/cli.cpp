@@ -36,7 +36,8 @@ std::string derived_object_id(std::string_view client_id) {
 }
 
 // "HOST:PORT" or "[V6]:PORT"; HOST must be an IP literal or "localhost".
-bool parse_listen(std::string_view text, Options& options, std::string& error) {
+bool parse_listen(std::string_view text, std::string& out_host, unsigned short& out_port,
+                  std::string& error) {
   const auto colon = text.rfind(':');
   if (colon == std::string_view::npos) {
     error = "expected HOST:PORT, got \"" + std::string(text) + "\"";
@@ -54,8 +55,8 @@ bool parse_listen(std::string_view text, Options& options, std::string& error) {
   } else if (!parse_int(text.substr(colon + 1), 0, 65535, port)) {
     error = "port must be a number from 0 to 65535";
   } else {
-    options.host = host;
-    options.port = static_cast<unsigned short>(port);
+    out_host = host;
+    out_port = static_cast<unsigned short>(port);
     return true;
   }
   return false;
@@ -101,10 +102,36 @@ std::optional<Identity> parse_identity(std::string_view text, std::string& error
   return identity;
 }
 
+std::optional<FederatedClient> parse_federated_client(std::string_view text, std::string& error) {
+  // Take sub=… out (a subject has no commas) and read the rest as an --identity.
+  FederatedClient client;
+  std::string rest;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const std::string_view part = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (part.starts_with("sub=")) {
+      client.subject = std::string(part.substr(4));
+    } else {
+      rest += (rest.empty() ? "" : ",") + std::string(part);
+    }
+  }
+  if (client.subject.empty()) {
+    error = "sub is required (e.g. sub=system:serviceaccount:NAMESPACE:NAME)";
+    return std::nullopt;
+  }
+  auto identity = parse_identity(rest, error);
+  if (!identity) return std::nullopt;
+  client.identity = std::move(*identity);
+  return client;
+}
+
 CommandLine parse_command_line(const std::vector<std::string_view>& args) {
-  static constexpr std::array<std::string_view, 9> kValued{
-      "--listen", "--port-file",      "--identity",   "--lifetime", "--tenant",
-      "--issuer", "--public-key-out", "--log-format", "--log-level"};
+  static constexpr std::array<std::string_view, 15> kValued{
+      "--listen",    "--port-file",     "--identity",        "--lifetime",
+      "--tenant",    "--issuer",        "--public-key-out",  "--log-format",
+      "--log-level", "--entra-listen",  "--entra-port-file", "--tls-cert",
+      "--tls-key",   "--sa-issuer-key", "--federated-client"};
   CommandLine result;
   Options options;
   auto fail = [&](std::string_view flag, const std::string& reason) {
@@ -135,7 +162,28 @@ CommandLine parse_command_line(const std::vector<std::string_view>& args) {
     std::string error;
     long long number = 0;
     if (flag == "--listen") {
-      if (!parse_listen(value, options, error)) return fail(flag, error);
+      if (!parse_listen(value, options.host, options.port, error)) return fail(flag, error);
+    } else if (flag == "--entra-listen") {
+      if (!parse_listen(value, options.entra_host, options.entra_port, error)) {
+        return fail(flag, error);
+      }
+      options.entra_enabled = true;
+    } else if (flag == "--entra-port-file" || flag == "--tls-cert" || flag == "--tls-key" ||
+               flag == "--sa-issuer-key") {
+      if (value.empty()) return fail(flag, "needs a file path");
+      (flag == "--entra-port-file" ? options.entra_port_file
+       : flag == "--tls-cert"      ? options.tls_cert
+       : flag == "--tls-key"       ? options.tls_key
+                                   : options.sa_issuer_key) = value;
+    } else if (flag == "--federated-client") {
+      auto client = parse_federated_client(value, error);
+      if (!client) return fail(flag, error);
+      for (const auto& known : options.config.federated_clients) {
+        if (known.identity.client_id == client->identity.client_id) {
+          return fail(flag, "client_id " + known.identity.client_id + " is given twice");
+        }
+      }
+      options.config.federated_clients.push_back(std::move(*client));
     } else if (flag == "--port-file" || flag == "--public-key-out") {
       if (value.empty()) return fail(flag, "needs a file path");
       (flag == "--port-file" ? options.port_file : options.public_key_out) = value;
@@ -168,6 +216,32 @@ CommandLine parse_command_line(const std::vector<std::string_view>& args) {
                                 " is not a loopback address; add --allow-remote to "
                                 "listen on it");
   }
+  if (!options.allow_remote && options.entra_enabled &&
+      !boost::asio::ip::make_address(options.entra_host).is_loopback()) {
+    return fail("--entra-listen", options.entra_host +
+                                      " is not a loopback address; add --allow-remote to "
+                                      "listen on it");
+  }
+  if (options.entra_enabled) {
+    if (options.tls_cert.empty() || options.tls_key.empty()) {
+      return fail("--entra-listen",
+                  "needs --tls-cert and --tls-key (the endpoint speaks TLS only)");
+    }
+    if (options.sa_issuer_key.empty()) {
+      return fail("--entra-listen",
+                  "needs --sa-issuer-key (the public key that signs client assertions)");
+    }
+    if (options.config.federated_clients.empty()) {
+      return fail("--entra-listen",
+                  "needs at least one --federated-client client_id=ID,sub=SUBJECT");
+    }
+  } else if (!options.tls_cert.empty() || !options.tls_key.empty() ||
+             !options.sa_issuer_key.empty() || !options.config.federated_clients.empty() ||
+             !options.entra_port_file.empty()) {
+    return fail("--entra-listen",
+                "is required by --tls-cert, --tls-key, --sa-issuer-key, --federated-client and "
+                "--entra-port-file");
+  }
   if (options.config.identities.empty()) options.config.identities.push_back(default_identity());
   result.options = std::move(options);
   return result;
@@ -194,13 +268,26 @@ Usage: imds-emulator [flags]   (flags take "--flag VALUE" or "--flag=VALUE")
   --tenant ID            tenant id for the tid claim (default 72f988bf-0000-0000-0000-000000000000).
   --issuer URL           iss claim (default https://sts.windows.net/{tenant}/).
   --public-key-out PATH  write the signing public key as PEM (SubjectPublicKeyInfo) at start.
+  --entra-listen HOST:PORT
+                         also serve an Entra-like token endpoint over TLS:
+                         POST /{tenant}/oauth2/v2.0/token (client credentials with a federated
+                         client assertion). Loopback unless --allow-remote. Needs:
+  --tls-cert FILE        PEM server certificate chain for --entra-listen.
+  --tls-key FILE         PEM private key of --tls-cert.
+  --sa-issuer-key FILE   PEM public key of the "service-account issuer" that signs client
+                         assertions (RS256, aud api://AzureADTokenExchange, exp, sub).
+  --federated-client client_id=ID,sub=SUBJECT[,object_id=OID][,mi_res_id=RESID]
+                         an application that assertions with sub=SUBJECT (e.g.
+                         system:serviceaccount:NS:NAME) may get tokens for (repeatable).
+  --entra-port-file PATH after binding, write the --entra-listen port to PATH atomically.
   --log-format json|text log format on stdout (default json).
   --log-level LEVEL      trace|debug|info|warn|error|critical|off (default info).
   --help                 show this text.
 
 A fresh RSA-2048 key is generated at every start. Routes: GET /metadata/identity/oauth2/token,
 GET /_emulator/jwks (also /.well-known/jwks.json), POST /_emulator/faults,
-GET /_emulator/stats, POST /_emulator/reset. See tools/imds-emulator/README.md.
+GET /_emulator/stats, POST /_emulator/reset (and with --entra-listen, over TLS:
+POST /{tenant}/oauth2/v2.0/token; faults apply to both token routes). See tools/imds-emulator/README.md.
 Exit codes: 0 after SIGINT/SIGTERM, 2 for bad flags or a start-up failure a flag caused,
 1 for other start-up failures.
 )";

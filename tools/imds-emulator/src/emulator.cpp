@@ -4,10 +4,12 @@
 
 #include <boost/beast/http/verb.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/parse_query.hpp>
 #include <boost/url/url_view.hpp>
 
 #include <algorithm>
 #include <array>
+#include <ctime>
 
 namespace imds_emulator {
 namespace {
@@ -17,6 +19,27 @@ using nlohmann::json;
 using std::chrono::seconds;
 
 constexpr std::string_view kTokenPath = "/metadata/identity/oauth2/token";
+constexpr std::string_view kEntraSuffix = "/oauth2/v2.0/token";
+constexpr std::string_view kAssertionType =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// "/{tenant}/oauth2/v2.0/token" -> tenant; empty for other paths.
+std::string entra_tenant(std::string_view path) {
+  if (!path.starts_with('/') || !path.ends_with(kEntraSuffix)) return {};
+  path.remove_prefix(1);
+  path.remove_suffix(kEntraSuffix.size());
+  if (path.find('/') != std::string_view::npos) return {};
+  return std::string(path);
+}
+
+std::string iso_time(Clock::time_point when) {
+  const std::time_t t = Clock::to_time_t(when);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::array<char, 32> text{};
+  const auto size = std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%SZ", &tm);
+  return {text.data(), size};
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
@@ -93,6 +116,139 @@ std::variant<TokenCall, Reply> validate_token_request(const Request& request,
   return call;
 }
 
+Reply entra_error_reply(unsigned status, std::string_view error, int code,
+                        std::string_view description) {
+  const std::string trace = random_base64url(12);
+  Reply reply = json_reply(
+      {{"error", error},
+       {"error_description", "AADSTS" + std::to_string(code) + ": " + std::string(description) +
+                                 "\r\nTrace ID: " + trace + "\r\nCorrelation ID: " + trace +
+                                 "\r\nTimestamp: " + iso_time(Clock::now())},
+       {"error_codes", json::array({code})},
+       {"timestamp", iso_time(Clock::now())},
+       {"trace_id", trace},
+       {"correlation_id", trace},
+       {"error_uri", "https://login.microsoftonline.com/error?code=" + std::to_string(code)}});
+  reply.status = status;
+  return reply;
+}
+
+std::variant<std::pair<TokenCall, EntraCall>, Reply> validate_entra_request(
+    const Request& request, std::string_view tenant, std::span<const FederatedClient> clients) {
+  auto url = boost::urls::parse_origin_form(request.target());
+  if (!url || entra_tenant(url->path()) != tenant) {
+    return entra_error_reply(400, "invalid_request", 90002,
+                             "Tenant '" + (url ? entra_tenant(url->path()) : std::string()) +
+                                 "' not found. Check to make sure you have the correct tenant ID.");
+  }
+  // A form body decodes '+' as a space; percent-decoding alone would keep it.
+  std::string body = request.body();
+  for (std::size_t at = body.find('+'); at != std::string::npos; at = body.find('+', at)) {
+    body.replace(at, 1, "%20");
+  }
+  auto form = boost::urls::parse_query(body);
+  if (!form) {
+    return entra_error_reply(400, "invalid_request", 900144,
+                             "The request body must be application/x-www-form-urlencoded.");
+  }
+  auto value_of = [&](std::string_view key) -> std::string {
+    auto it = form->find(key);
+    return it == form->end() || !(*it).has_value ? std::string() : (*it).value.decode();
+  };
+  for (const char* required : {"grant_type", "client_id", "scope"}) {
+    if (value_of(required).empty()) {
+      return entra_error_reply(400, "invalid_request", 900144,
+                               std::string("The request body must contain the following "
+                                           "parameter: '") +
+                                   required + "'.");
+    }
+  }
+  if (value_of("grant_type") != "client_credentials") {
+    return entra_error_reply(
+        400, "unsupported_grant_type", 70003,
+        "The app requested an unsupported grant type '" + value_of("grant_type") + "'.");
+  }
+  const std::string scope = value_of("scope");
+  constexpr std::string_view kDefault = "/.default";
+  if (!std::string_view(scope).ends_with(kDefault) || scope.size() == kDefault.size()) {
+    return entra_error_reply(400, "invalid_scope", 1002012,
+                             "The provided value for scope " + scope +
+                                 " is not valid. Client credential flows must have a scope value "
+                                 "with /.default suffixed to the resource identifier.");
+  }
+  if (value_of("client_assertion").empty()) {
+    return entra_error_reply(401, "invalid_client", 7000216,
+                             "'client_assertion', 'client_secret' or 'request' is required for "
+                             "the 'client_credentials' grant type.");
+  }
+  if (value_of("client_assertion_type") != kAssertionType) {
+    return entra_error_reply(400, "invalid_request", 50027,
+                             "client_assertion_type must be " + std::string(kAssertionType) + ".");
+  }
+  const std::string client_id = value_of("client_id");
+  auto it = std::find_if(clients.begin(), clients.end(), [&](const FederatedClient& client) {
+    return iequals(client.identity.client_id, client_id);
+  });
+  if (it == clients.end()) {
+    return entra_error_reply(
+        400, "unauthorized_client", 700016,
+        "Application with identifier '" + client_id + "' was not found in the directory.");
+  }
+  TokenCall call{it->identity, scope.substr(0, scope.size() - kDefault.size())};
+  return std::pair{std::move(call), EntraCall{value_of("client_assertion"), it->subject}};
+}
+
+std::optional<Reply> check_client_assertion(const EntraCall& call, EVP_PKEY* key,
+                                            Clock::time_point now) {
+  if (key == nullptr) {
+    return entra_error_reply(401, "invalid_client", 700027,
+                             "Client assertion failed signature validation (no service-account "
+                             "issuer key is configured: --sa-issuer-key).");
+  }
+  std::string error;
+  auto claims = verify_rs256(call.assertion, key, error);
+  if (!claims) {
+    return entra_error_reply(401, "invalid_client", 700027,
+                             "Client assertion failed signature validation: " + error + ".");
+  }
+  const auto aud = claims->value("aud", json());
+  const bool audience_ok = (aud.is_string() && aud == kTokenExchangeAudience) ||
+                           (aud.is_array() && std::find(aud.begin(), aud.end(),
+                                                        json(kTokenExchangeAudience)) != aud.end());
+  if (!audience_ok) {
+    return entra_error_reply(401, "invalid_client", 700212,
+                             "No matching federated identity record found for presented "
+                             "assertion audience '" +
+                                 (aud.is_string() ? aud.get<std::string>() : aud.dump()) + "'.");
+  }
+  const auto now_s = std::chrono::floor<seconds>(now).time_since_epoch().count();
+  const auto exp = claims->value("exp", json());
+  const auto nbf = claims->value("nbf", json());
+  const bool expired = !exp.is_number_integer() || exp.get<std::int64_t>() <= now_s;
+  const bool early = nbf.is_number_integer() && nbf.get<std::int64_t>() > now_s + 300;
+  if (expired || early) {
+    return entra_error_reply(
+        401, "invalid_client", 700024,
+        "Client assertion is not within its valid time range. Current time: " + iso_time(now) +
+            ", expiry time of assertion " +
+            (exp.is_number_integer() ? iso_time(Clock::from_time_t(exp.get<std::time_t>()))
+                                     : std::string("(none)")) +
+            ".");
+  }
+  const std::string sub = claims->value("sub", json("")).is_string()
+                              ? claims->value("sub", std::string())
+                              : std::string();
+  if (sub != call.subject) {
+    return entra_error_reply(401, "invalid_client", 70021,
+                             "No matching federated identity record found for presented "
+                             "assertion. Assertion Issuer: '" +
+                                 claims->value("iss", std::string()) + "'. Assertion Subject: '" +
+                                 sub + "'. Assertion Audience: '" +
+                                 std::string(kTokenExchangeAudience) + "'.");
+  }
+  return std::nullopt;
+}
+
 Identity default_identity() {
   return {"11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222",
           "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/dev/providers/"
@@ -124,6 +280,20 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
     ++by_resource_[job.call.resource];
     return job;
   }
+  if (!entra_tenant(path).empty()) {
+    ++token_requests_;
+    if (method != http::verb::post) return count(method_not_allowed(http::verb::post));
+    auto checked = validate_entra_request(request, config_.tenant, config_.federated_clients);
+    if (auto* reply = std::get_if<Reply>(&checked)) {
+      reply->log = {{"route", kEntraSuffix},
+                    {"error", json::parse(reply->body).at("error_description")}};
+      return count(std::move(*reply));
+    }
+    auto& [call, entra] = std::get<std::pair<TokenCall, EntraCall>>(checked);
+    TokenJob job{std::move(call), faults_.next(), std::move(entra)};
+    ++by_resource_[job.call.resource];
+    return job;
+  }
   if (path == "/_emulator/jwks" || path == "/.well-known/jwks.json") {
     return method == http::verb::get ? json_reply(signer_.jwks())
                                      : method_not_allowed(http::verb::get);
@@ -151,7 +321,72 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
   return error_reply(404, "not_found", "no route for " + path);
 }
 
+Reply Emulator::complete_entra(const TokenJob& job, Clock::time_point now) {
+  const FaultStep& step = job.step;
+  if (auto refused = check_client_assertion(*job.entra, config_.sa_issuer_key.get(), now)) {
+    refused->log = {{"route", kEntraSuffix},
+                    {"client_id", job.call.identity.client_id},
+                    {"assertion_sha256", tb::log::fingerprint(job.entra->assertion)},
+                    {"error", json::parse(refused->body).at("error_description")}};
+    return count(std::move(*refused));
+  }
+  Reply reply;
+  reply.status = step.status;
+  reply.retry_after = step.retry_after;
+  reply.action = step.action;
+  reply.log = {{"route", kEntraSuffix},
+               {"resource", job.call.resource},
+               {"client_id", job.call.identity.client_id},
+               {"assertion_sha256", tb::log::fingerprint(job.entra->assertion)}};
+  if (step.action == Action::drop || step.action == Action::hang) return reply;
+  if (step.action == Action::respond && step.status != 200) {
+    Reply fault = entra_error_reply(step.status, "temporarily_unavailable", 50196,
+                                    "emulated HTTP " + std::to_string(step.status));
+    reply.body = std::move(fault.body);
+    return count(std::move(reply));
+  }
+  const std::string key = "entra\n" + job.call.identity.client_id + '\n' + job.call.resource;
+  if (step.action == Action::same_token) {
+    if (auto it = last_response_.find(key); it != last_response_.end()) {
+      reply.body = it->second;
+      return count(std::move(reply));
+    }
+  }
+  const auto issued = std::chrono::floor<seconds>(now) - seconds(1);
+  const auto expires_on = issued + step.lifetime.value_or(config_.lifetime);
+  const std::string token = mint(job.call, issued, expires_on);
+  const auto expires_in = (expires_on - issued - seconds(1)).count();
+  json body = {{"token_type", "Bearer"},
+               {"expires_in", expires_in},
+               {"ext_expires_in", expires_in},
+               {"access_token", token}};
+  switch (step.action) {
+    case Action::negative_expiry:
+      body["expires_in"] = body["ext_expires_in"] = -5;
+      break;
+    case Action::missing_token:
+      body.erase("access_token");
+      break;
+    case Action::malformed:
+    case Action::reset: {
+      const std::string full = body.dump();
+      reply.body = full.substr(0, full.size() / 2);
+      return step.action == Action::reset ? reply : count(std::move(reply));
+    }
+    default:
+      break;
+  }
+  reply.body = body.dump();
+  if (body.contains("access_token")) {
+    ++tokens_issued_;
+    reply.log["token_sha256"] = tb::log::fingerprint(token);
+    if (step.action != Action::negative_expiry) last_response_[key] = reply.body;
+  }
+  return count(std::move(reply));
+}
+
 Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
+  if (job.entra) return complete_entra(job, now);
   const FaultStep& step = job.step;
   Reply reply;
   reply.status = step.status;

@@ -81,6 +81,56 @@ std::string random_base64url(std::size_t bytes) {
   return base64url_encode(raw);
 }
 
+std::shared_ptr<EVP_PKEY> load_public_key_pem(std::string_view pem, std::string& error) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
+      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  if (!bio) {
+    error = "out of memory";
+    return nullptr;
+  }
+  if (EVP_PKEY* key = PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr)) {
+    return {key, EVP_PKEY_free};
+  }
+  error = "not a PEM public key (-----BEGIN PUBLIC KEY-----)";
+  return nullptr;
+}
+
+std::optional<nlohmann::json> verify_rs256(std::string_view jwt, EVP_PKEY* key,
+                                           std::string& error) {
+  const auto first = jwt.find('.');
+  const auto second = first == std::string_view::npos ? first : jwt.find('.', first + 1);
+  if (second == std::string_view::npos || jwt.find('.', second + 1) != std::string_view::npos) {
+    error = "malformed: not three dot-separated parts";
+    return std::nullopt;
+  }
+  auto header_text = base64url_decode(jwt.substr(0, first));
+  auto claims_text = base64url_decode(jwt.substr(first + 1, second - first - 1));
+  auto signature = base64url_decode(jwt.substr(second + 1));
+  if (!header_text || !claims_text || !signature) {
+    error = "malformed: a part is not base64url";
+    return std::nullopt;
+  }
+  auto header = nlohmann::json::parse(*header_text, nullptr, false);
+  auto claims = nlohmann::json::parse(*claims_text, nullptr, false);
+  if (!header.is_object() || !claims.is_object()) {
+    error = "malformed: header or claims are not JSON objects";
+    return std::nullopt;
+  }
+  if (header.value("alg", "") != "RS256") {
+    error = "unsupported alg (only RS256)";
+    return std::nullopt;
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const auto* input = reinterpret_cast<const unsigned char*>(jwt.data());
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1 ||
+      EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature->data()),
+                       signature->size(), input, second) != 1) {
+    error = "invalid signature";
+    return std::nullopt;
+  }
+  return claims;
+}
+
 Signer Signer::generate(int bits) {
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<std::size_t>(bits));
   if (key == nullptr) fail("RSA key generation");

@@ -12,6 +12,7 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <array>
 #include <set>
@@ -28,10 +29,26 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::uint32_t kHeaderLimit = 8 * 1024;
 constexpr std::uint64_t kBodyLimit = 64 * 1024ULL;
 
-struct Connection {
-  explicit Connection(tcp::socket socket)
-      : stream(std::move(socket)), timer(stream.get_executor()) {}
-  beast::tcp_stream stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+struct ConnectionBase {
+  virtual ~ConnectionBase() = default;
+  /// Cancels reads, writes, hangs and delay_ms waits.
+  virtual void close() = 0;
+};
+
+template <class Stream>
+struct Connection : ConnectionBase {
+  /// `tls`: the ssl::context for a TlsStream, nothing for plain TCP.
+  template <class... Tls>
+  explicit Connection(tcp::socket socket, Tls&... tls)
+      : stream(std::move(socket), tls...), timer(stream.get_executor()) {}
+  void close() override {
+    beast::get_lowest_layer(stream).close();
+    timer.cancel();
+  }
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream); }
+  Stream stream;
   asio::steady_timer timer;  // delay_ms
 };
 
@@ -76,7 +93,7 @@ void log_request(const Request& request, const Reply& reply,
     tb::log::debug("request", fields);
     return;
   }
-  fields["route"] = "/metadata/identity/oauth2/token";
+  if (!fields.contains("route")) fields["route"] = "/metadata/identity/oauth2/token";
   if (reply.action != Action::respond) fields["action"] = std::string(to_string(reply.action));
   tb::log::info("token request", fields);
 }
@@ -85,19 +102,24 @@ void log_request(const Request& request, const Reply& reply,
 
 struct Server::State : std::enable_shared_from_this<Server::State> {
   State(asio::io_context& io, Emulator& emu, const tcp::endpoint& endpoint,
-        std::chrono::milliseconds timeout)
-      : acceptor(io, endpoint), emulator(emu), read_timeout(timeout) {}
+        std::chrono::milliseconds timeout, std::shared_ptr<asio::ssl::context> tls_context)
+      : acceptor(io, endpoint), emulator(emu), read_timeout(timeout), tls(std::move(tls_context)) {}
 
   asio::awaitable<void> accept_loop();
-  asio::awaitable<void> session(std::shared_ptr<Connection> conn);
+  template <class Stream>
+  void spawn(std::shared_ptr<Connection<Stream>> conn);
+  template <class Stream>
+  asio::awaitable<void> session(std::shared_ptr<Connection<Stream>> conn);
   // Sends `reply` (or misbehaves as its action says); false when the connection must close.
-  asio::awaitable<bool> deliver(Connection& conn, const Reply& reply, unsigned version,
+  template <class Stream>
+  asio::awaitable<bool> deliver(Connection<Stream>& conn, const Reply& reply, unsigned version,
                                 bool keep_alive);
 
   tcp::acceptor acceptor;
   Emulator& emulator;
   std::chrono::milliseconds read_timeout;
-  std::set<std::shared_ptr<Connection>> connections;
+  std::shared_ptr<asio::ssl::context> tls;  // null: plain HTTP
+  std::set<std::shared_ptr<ConnectionBase>> connections;
   bool stopped = false;
 };
 
@@ -111,24 +133,43 @@ asio::awaitable<void> Server::State::accept_loop() {
       co_await pause.async_wait(use_nothrow);  // e.g. out of file descriptors: don't spin
       continue;
     }
-    auto conn = std::make_shared<Connection>(std::move(socket));
-    connections.insert(conn);
-    // Each session keeps the State alive through its completion handler.
-    asio::co_spawn(acceptor.get_executor(), session(conn),
-                   [self = shared_from_this(), conn](const std::exception_ptr& error) {
-                     self->connections.erase(conn);
-                     if (error) tb::log::error("session failed with an exception");
-                   });
+    if (tls) {
+      spawn(std::make_shared<Connection<TlsStream>>(std::move(socket), *tls));
+    } else {
+      spawn(std::make_shared<Connection<beast::tcp_stream>>(std::move(socket)));
+    }
   }
 }
 
-asio::awaitable<void> Server::State::session(std::shared_ptr<Connection> conn) {
+template <class Stream>
+void Server::State::spawn(std::shared_ptr<Connection<Stream>> conn) {
+  connections.insert(conn);
+  // Each session keeps the State alive through its completion handler.
+  asio::co_spawn(acceptor.get_executor(), session(conn),
+                 [self = shared_from_this(), conn](const std::exception_ptr& error) {
+                   self->connections.erase(conn);
+                   if (error) tb::log::error("session failed with an exception");
+                 });
+}
+
+template <class Stream>
+asio::awaitable<void> Server::State::session(std::shared_ptr<Connection<Stream>> conn) {
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    conn->tcp().expires_after(read_timeout);
+    auto [ec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::server, use_nothrow);
+    if (ec) {
+      // Typically a client that does not trust the test CA: it aborts the handshake.
+      tb::log::info("TLS handshake failed", {{"error", ec.message()}});
+      conn->tcp().close();
+      co_return;
+    }
+  }
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(kBodyLimit);
-    conn->stream.expires_after(read_timeout);
+    conn->tcp().expires_after(read_timeout);
     auto [ec, bytes] = co_await http::async_read(conn->stream, buffer, parser, use_nothrow);
     if (ec == http::error::end_of_stream) break;  // the client closed: normal
     if (ec) {
@@ -169,19 +210,20 @@ asio::awaitable<void> Server::State::session(std::shared_ptr<Connection> conn) {
     if (!keep_alive || stopped) break;
   }
   error_code ignored;
-  conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  conn->stream.close();
+  conn->tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  conn->tcp().close();
 }
 
-asio::awaitable<bool> Server::State::deliver(Connection& conn, const Reply& reply, unsigned version,
-                                             bool keep_alive) {
+template <class Stream>
+asio::awaitable<bool> Server::State::deliver(Connection<Stream>& conn, const Reply& reply,
+                                             unsigned version, bool keep_alive) {
   error_code ignored;
   switch (reply.action) {
     case Action::drop:
       co_return false;
     case Action::hang: {
       // Read (and discard) until the peer goes away or stop() closes the socket.
-      conn.stream.expires_never();
+      conn.tcp().expires_never();
       std::array<char, 512> scratch{};
       for (;;) {
         auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(scratch), use_nothrow);
@@ -198,15 +240,15 @@ asio::awaitable<bool> Server::State::deliver(Connection& conn, const Reply& repl
           std::string(http::obsolete_reason(http::int_to_status(reply.status))) +
           "\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: " +
           std::to_string(reply.body.size() + 1024) + "\r\n\r\n" + reply.body;
-      conn.stream.expires_after(read_timeout);
+      conn.tcp().expires_after(read_timeout);
       co_await asio::async_write(conn.stream, asio::buffer(head), use_nothrow);
-      conn.stream.socket().set_option(tcp::socket::linger(true, 0), ignored);
-      conn.stream.socket().close(ignored);
+      conn.tcp().socket().set_option(tcp::socket::linger(true, 0), ignored);
+      conn.tcp().socket().close(ignored);
       co_return false;
     }
     default: {
       auto response = to_response(reply, version, keep_alive);
-      conn.stream.expires_after(read_timeout);
+      conn.tcp().expires_after(read_timeout);
       auto [ec, n] = co_await http::async_write(conn.stream, response, use_nothrow);
       co_return !ec && keep_alive;
     }
@@ -214,8 +256,8 @@ asio::awaitable<bool> Server::State::deliver(Connection& conn, const Reply& repl
 }
 
 Server::Server(asio::io_context& io, Emulator& emulator, const tcp::endpoint& endpoint,
-               std::chrono::milliseconds read_timeout)
-    : state_(std::make_shared<State>(io, emulator, endpoint, read_timeout)) {}
+               std::chrono::milliseconds read_timeout, std::shared_ptr<asio::ssl::context> tls)
+    : state_(std::make_shared<State>(io, emulator, endpoint, read_timeout, std::move(tls))) {}
 
 Server::~Server() = default;
 
@@ -232,10 +274,7 @@ void Server::stop() {
   state_->stopped = true;
   error_code ignored;
   state_->acceptor.close(ignored);
-  for (const auto& conn : state_->connections) {
-    conn->stream.close();  // cancels reads, writes and hangs
-    conn->timer.cancel();  // and delay_ms waits
-  }
+  for (const auto& conn : state_->connections) conn->close();
 }
 
 }  // namespace imds_emulator

@@ -18,6 +18,15 @@ struct Options {
   bool allow_remote = false;
   std::string port_file;
   std::string public_key_out;
+  /// The Entra-like token endpoint over TLS (--entra-listen); needs tls_cert, tls_key,
+  /// sa_issuer_key and at least one --federated-client.
+  bool entra_enabled = false;
+  std::string entra_host = "127.0.0.1";
+  unsigned short entra_port = 0;
+  std::string entra_port_file;
+  std::string tls_cert;       ///< PEM certificate chain (server certificate first)
+  std::string tls_key;        ///< PEM private key
+  std::string sa_issuer_key;  ///< PEM public key that signs client assertions
   Config config;  ///< identities filled with the default one when no --identity is given
   tb::log::Format log_format = tb::log::Format::json;
   spdlog::level::level_enum log_level = spdlog::level::info;
@@ -36,6 +45,8 @@ std::string usage();
 /// Parses "client_id=ID[,object_id=OID][,mi_res_id=RESID]"; a missing object_id is derived
 /// from the client_id, a missing mi_res_id names the client_id under the dev resource group.
 std::optional<Identity> parse_identity(std::string_view text, std::string& error);
+/// Parses "client_id=ID,sub=SUBJECT[,object_id=OID][,mi_res_id=RESID]".
+std::optional<FederatedClient> parse_federated_client(std::string_view text, std::string& error);
 /// Writes `content` to `path` via path.tmp + rename; false (with `error`) on failure.
 bool write_file_atomically(const std::string& path, std::string_view content, std::string& error);
 

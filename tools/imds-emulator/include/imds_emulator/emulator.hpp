@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <variant>
@@ -29,8 +31,19 @@ struct Identity {
   std::string mi_res_id;
 };
 
+/// An identity that the Entra-like route lets a service account use (a federated credential):
+/// client assertions with `sub` == subject may obtain tokens for `identity`.
+struct FederatedClient {
+  Identity identity;
+  std::string subject;  ///< e.g. system:serviceaccount:NS:NAME
+};
+
 struct Config {
   std::vector<Identity> identities;  ///< the first one answers requests that name none
+  std::vector<FederatedClient> federated_clients;
+  /// The service-account issuer's public key that signs client assertions; the Entra route
+  /// refuses every assertion without it.
+  std::shared_ptr<EVP_PKEY> sa_issuer_key;
   std::chrono::seconds lifetime{3600};
   std::string tenant = "72f988bf-0000-0000-0000-000000000000";
   std::string issuer;  ///< empty: https://sts.windows.net/{tenant}/
@@ -52,11 +65,38 @@ struct TokenCall {
   std::string resource;
 };
 
+/// The Entra route's part of a job: the assertion is checked in complete(), where time is known.
+struct EntraCall {
+  std::string assertion;
+  std::string subject;  ///< the federated client's expected `sub`
+};
+
 /// A validated token request together with the fault step it drew.
 struct TokenJob {
   TokenCall call;
   FaultStep step;
+  std::optional<EntraCall> entra;  ///< set for POST /{tenant}/oauth2/v2.0/token
 };
+
+/// The audience Entra requires in a federated client assertion.
+inline constexpr std::string_view kTokenExchangeAudience = "api://AzureADTokenExchange";
+
+/// An Entra-shaped error: {"error","error_description":"AADSTS<code>: …","error_codes":[code],
+/// "timestamp","trace_id","correlation_id","error_uri"}.
+Reply entra_error_reply(unsigned status, std::string_view error, int code,
+                        std::string_view description);
+
+/// Entra's checks for POST /{tenant}/oauth2/v2.0/token (form body): tenant, grant_type,
+/// client_id among the federated clients, scope ending in /.default, assertion type and
+/// presence. The assertion itself is checked by check_client_assertion().
+std::variant<std::pair<TokenCall, EntraCall>, Reply> validate_entra_request(
+    const Request& request, std::string_view tenant, std::span<const FederatedClient> clients);
+
+/// Verifies the assertion's RS256 signature with `key` and its claims at `now`: aud contains
+/// api://AzureADTokenExchange, nbf/exp (5 minutes of skew for nbf), sub == call.subject.
+/// nullopt when it is acceptable, else the Entra error reply (401 invalid_client).
+std::optional<Reply> check_client_assertion(const EntraCall& call, EVP_PKEY* key,
+                                            Clock::time_point now);
 
 /// IMDS's checks for GET /metadata/identity/oauth2/token: Metadata header, api-version,
 /// resource, at most one of client_id/object_id/mi_res_id/msi_res_id, known identity.
@@ -90,6 +130,7 @@ class Emulator {
 
  private:
   Reply count(Reply reply);
+  Reply complete_entra(const TokenJob& job, Clock::time_point now);
   std::string mint(const TokenCall& call, Clock::time_point issued,
                    Clock::time_point expires_on) const;
 

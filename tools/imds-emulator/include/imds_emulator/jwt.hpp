@@ -19,6 +19,13 @@ std::optional<std::string> base64url_decode(std::string_view text);
 /// `bytes` random bytes from OpenSSL's CSPRNG, base64url-encoded.
 std::string random_base64url(std::size_t bytes);
 
+/// Reads a PEM public key (SubjectPublicKeyInfo) or certificate; nullptr with `error` on failure.
+std::shared_ptr<EVP_PKEY> load_public_key_pem(std::string_view pem, std::string& error);
+
+/// Checks an RS256 JWT's signature with `key` and returns its claims; nullopt with `error`
+/// ("malformed", "unsupported alg", "invalid signature") otherwise. Claims are not checked.
+std::optional<nlohmann::json> verify_rs256(std::string_view jwt, EVP_PKEY* key, std::string& error);
+
 class Signer {
  public:
   /// Generates a fresh RSA key; throws std::runtime_error when OpenSSL fails.
