@@ -18,7 +18,9 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string
     const char* end = strptime(copy.c_str(), format, &tm);
     if (end != nullptr && *end == '\0') {
       const std::time_t seconds = timegm(&tm);
-      if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
+      // Before 1970 or after 2200 is no date a server means (and system_clock, counting
+      // nanoseconds, overflows after 2262).
+      if (seconds < 0 || seconds > std::time_t{7'258'118'400}) return std::nullopt;
       return std::chrono::system_clock::from_time_t(seconds);
     }
   }

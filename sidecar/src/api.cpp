@@ -222,8 +222,12 @@ std::string token_body(const Token& token, const TokenQuery& query, SteadyTime n
   std::string body = fmt::format(R"({{"access_token":{},)", access_token);
   if (!up.client_id.empty()) body += fmt::format(R"("client_id":{},)", json_string(up.client_id));
   body += fmt::format(R"("expires_in":"{}","expires_on":"{}",)", left, up.expires_on);
+  // The upstream's ext_expires_in is passed on only when it is the number IMDS sends; it must
+  // never break the JSON (it is not escaped).
+  const bool ext_is_number = !up.ext_expires_in.empty() && up.ext_expires_in.size() <= 12 &&
+                             up.ext_expires_in.find_first_not_of("0123456789") == std::string::npos;
   body += fmt::format(R"("ext_expires_in":"{}",)",
-                      up.ext_expires_in.empty() ? std::to_string(left) : up.ext_expires_in);
+                      ext_is_number ? up.ext_expires_in : std::to_string(left));
   if (!up.not_before.empty())
     body += fmt::format(R"("not_before":{},)", json_string(up.not_before));
   body += fmt::format(R"("resource":{},"token_type":{}}})", json_string(resource),

@@ -351,6 +351,15 @@ TEST(TokenBody, ImdsShapeOmitsEchoFieldsTheUpstreamDidNotSend) {
   for (const auto& [key, value] : parsed.items()) EXPECT_TRUE(value.is_string()) << key;
 }
 
+TEST(TokenBody, AnUpstreamExtExpiresInThatIsNotANumberIsReplacedNotCopied) {
+  // Found by fuzz_upstream_json: it was copied into the body unescaped.
+  auto token = sample_token();
+  token.upstream.ext_expires_in = "\"";
+  const auto parsed = json::parse(token_body(token, query_for("r", true), kNow), nullptr, false);
+  ASSERT_TRUE(parsed.is_object());
+  EXPECT_EQ(parsed["ext_expires_in"], "3000");
+}
+
 TEST(TokenBody, OddCharactersAreJsonEscapedInBothShapes) {
   auto token = sample_token();
   token.upstream.access_token = "a\"b\\c\nd\te\x01f</g>é";

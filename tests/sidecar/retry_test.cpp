@@ -111,6 +111,12 @@ TEST(ParseRetryAfter, SurroundingWhitespaceIsIgnored) {
   EXPECT_EQ(parse_retry_after(" 7", kNow), 7000ms);
 }
 
+TEST(ParseRetryAfter, HttpDateBeyondTheYear2200IsIgnoredNotAnOverflow) {
+  // Found by fuzz_upstream_json: system_clock (nanoseconds) overflows after 2262.
+  EXPECT_FALSE(parse_retry_after("Sun, 29 Nov 2626 00:00:30 GMT", kNow));
+  EXPECT_FALSE(tb::parse_http_date("Sun, 29 Nov 2626 00:00:30 GMT"));
+}
+
 TEST(ParseRetryAfter, HttpDateInTheFutureIsTheTimeUntilThen) {
   EXPECT_EQ(parse_retry_after(tb::format_http_date(kNow + 90s), kNow), 90'000ms);
   EXPECT_EQ(parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", kNow), 30'000ms);

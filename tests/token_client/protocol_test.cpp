@@ -54,6 +54,13 @@ TEST(TokenClientTarget, BrokerIsAskedToGiveUpBeforeTheClientDoes) {
   EXPECT_EQ(broker_wait(0ms), 1ms);
 }
 
+TEST(TokenClientAnswer, ExpiryBeyondTheYear2200IsAProtocolErrorNotAnOverflow) {
+  // Found by fuzz_token_client: system_clock (nanoseconds) overflows after 2262.
+  auto token = answer(200, token_body(R"(,"expires_on":17925914000)"));
+  ASSERT_FALSE(token);
+  EXPECT_EQ(token.error().code, Errc::protocol_error);
+}
+
 TEST(TokenClientAnswer, TokenIsParsedFromA200) {
   auto token =
       answer(200, token_body(R"(,"token_type":"Bearer","expires_on":1900000000,"expires_in":3599,)"

@@ -101,8 +101,9 @@ Result parse_token(std::string_view body, const Request& request, const Options&
     return invalid("\"expires_on\" is missing or not a number");
   }
   const double seconds = expires_on->get<double>();
-  // Unix seconds from 0 to year 9999: anything else is not a time a token expires at.
-  if (!std::isfinite(seconds) || seconds < 0 || seconds > 253'402'300'799.0) {
+  // Unix seconds from 0 to the year 2200: anything else is not a time a token expires at (and
+  // system_clock, counting nanoseconds, overflows after 2262).
+  if (!std::isfinite(seconds) || seconds < 0 || seconds > 7'258'118'400.0) {
     return invalid("\"expires_on\" is not a Unix time in seconds");
   }
 
