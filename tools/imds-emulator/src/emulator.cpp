@@ -360,29 +360,8 @@ Reply Emulator::complete_entra(const TokenJob& job, Clock::time_point now) {
                {"expires_in", expires_in},
                {"ext_expires_in", expires_in},
                {"access_token", token}};
-  switch (step.action) {
-    case Action::negative_expiry:
-      body["expires_in"] = body["ext_expires_in"] = -5;
-      break;
-    case Action::missing_token:
-      body.erase("access_token");
-      break;
-    case Action::malformed:
-    case Action::reset: {
-      const std::string full = body.dump();
-      reply.body = full.substr(0, full.size() / 2);
-      return step.action == Action::reset ? reply : count(std::move(reply));
-    }
-    default:
-      break;
-  }
-  reply.body = body.dump();
-  if (body.contains("access_token")) {
-    ++tokens_issued_;
-    reply.log["token_sha256"] = tb::log::fingerprint(token);
-    if (step.action != Action::negative_expiry) last_response_[key] = reply.body;
-  }
-  return count(std::move(reply));
+  if (step.action == Action::negative_expiry) body["expires_in"] = body["ext_expires_in"] = -5;
+  return token_reply(std::move(reply), body, step, token, key);
 }
 
 Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
@@ -419,25 +398,31 @@ Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
                {"expires_in", expires_in},      {"expires_on", unix_seconds(expires_on)},
                {"ext_expires_in", expires_in},  {"not_before", unix_seconds(issued)},
                {"resource", job.call.resource}, {"token_type", "Bearer"}};
+  if (step.action == Action::negative_expiry) {
+    body["expires_in"] = body["ext_expires_in"] = "-5";
+    body["expires_on"] = unix_seconds(now - seconds(5));
+  }
+  return token_reply(std::move(reply), body, step, token, key);
+}
+
+Reply Emulator::token_reply(Reply reply, const json& body, const FaultStep& step,
+                            const std::string& token, const std::string& key) {
+  json shaped = body;
   switch (step.action) {
-    case Action::negative_expiry:
-      body["expires_in"] = body["ext_expires_in"] = "-5";
-      body["expires_on"] = unix_seconds(now - seconds(5));
-      break;
     case Action::missing_token:
-      body.erase("access_token");
+      shaped.erase("access_token");
       break;
     case Action::malformed:
     case Action::reset: {
-      const std::string full = body.dump();
+      const std::string full = shaped.dump();
       reply.body = full.substr(0, full.size() / 2);
       return step.action == Action::reset ? reply : count(std::move(reply));
     }
     default:
       break;
   }
-  reply.body = body.dump();
-  if (body.contains("access_token")) {
+  reply.body = shaped.dump();
+  if (shaped.contains("access_token")) {
     ++tokens_issued_;
     reply.log["token_sha256"] = tb::log::fingerprint(token);
     if (step.action != Action::negative_expiry) last_response_[key] = reply.body;

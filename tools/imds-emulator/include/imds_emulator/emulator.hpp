@@ -131,6 +131,10 @@ class Emulator {
  private:
   Reply count(Reply reply);
   Reply complete_entra(const TokenJob& job, Clock::time_point now);
+  /// The fault actions that mangle a token answer (missing token, malformed, reset) and the
+  /// bookkeeping of an issued token; shared by the IMDS and Entra routes.
+  Reply token_reply(Reply reply, const nlohmann::json& body, const FaultStep& step,
+                    const std::string& token, const std::string& key);
   std::string mint(const TokenCall& call, Clock::time_point issued,
                    Clock::time_point expires_on) const;
 
