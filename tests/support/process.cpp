@@ -1,12 +1,16 @@
 #include "process.hpp"
 
+#include "leak_check.hpp"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -20,9 +24,11 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
                  Options options) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
-  for (const auto& [name, value] : options.env) {
-    std::erase_if(env_strings, [&](const std::string& s) { return s.rfind(name + "=", 0) == 0; });
-    env_strings.push_back(name + "=" + value);
+  for (const auto& variable : options.env) {
+    // (A named copy, not a structured binding: clang before 16 cannot capture those.)
+    const std::string prefix = variable.first + "=";
+    std::erase_if(env_strings, [&](const std::string& s) { return s.starts_with(prefix); });
+    env_strings.push_back(prefix + variable.second);
   }
   std::vector<char*> argv;
   std::string program_copy = program;
@@ -31,10 +37,17 @@ Process::Process(const std::string& program, const std::vector<std::string>& arg
   for (auto& arg : args_copy) argv.push_back(arg.data());
   argv.push_back(nullptr);
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
 
   const std::string output = options.output.empty() ? "/dev/null" : options.output;
+  leaks::note_command(args, options.env);
+  if (!options.output.empty() &&
+      std::find(args.begin(), args.end(), "--show-token") == args.end()) {
+    watch_ = leaks::watch_output(options.output,
+                                 std::filesystem::path(program).filename().string() + " output");
+  }
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
   if (pid_ == 0) {
@@ -65,6 +78,8 @@ Process::~Process() {
     ::kill(pid_, SIGKILL);
     wait(std::chrono::seconds(5));
   }
+  leaks::refresh_secret_files();
+  if (watch_ != 0) leaks::finished(watch_);
 }
 
 bool Process::running() {
@@ -84,6 +99,8 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
     const pid_t done = ::waitpid(pid_, &status, WNOHANG);
     if (done == pid_) {
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      // Secret files the child made (an identity header) may go with the test's temp dir soon.
+      leaks::refresh_secret_files();
       return exit_code_;
     }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;

@@ -1,6 +1,8 @@
 #pragma once
 // Child processes for integration tests: started with fork/exec, output captured to a file,
-// always stopped by the test (the destructor kills what is still running).
+// always stopped by the test (the destructor kills what is still running). Every output file is
+// checked for secrets and tokens when the test ends (leak_check.hpp), except the output of a
+// command asked to print a token (`--show-token`).
 
 #include <sys/types.h>
 
@@ -37,6 +39,7 @@ class Process {
  private:
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
+  int watch_ = 0;  ///< leak_check handle of the output file (0: not watched)
 };
 
 /// Runs `program` to completion; returns {exit code, combined output}.

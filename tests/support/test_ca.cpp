@@ -39,7 +39,7 @@ void add_extension(X509* cert, X509* issuer, int nid, const char* value) {
 /// A certificate for `key` named `common_name`, signed by `issuer_key` (issuer: `issuer`, or
 /// itself when null).
 Cert make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* issuer_key,
-               long serial, bool is_ca) {
+               long serial, bool is_ca, const std::string& subject_alt_names = {}) {
   Cert cert(X509_new(), X509_free);
   check(cert != nullptr, "X509_new");
   check(X509_set_version(cert.get(), 2) == 1, "X509_set_version");
@@ -63,7 +63,7 @@ Cert make_cert(EVP_PKEY* key, const char* common_name, X509* issuer, EVP_PKEY* i
     add_extension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
     add_extension(cert.get(), signer, NID_key_usage, "critical,digitalSignature");
     add_extension(cert.get(), signer, NID_ext_key_usage, "serverAuth");
-    add_extension(cert.get(), signer, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+    add_extension(cert.get(), signer, NID_subject_alt_name, subject_alt_names.c_str());
   }
   check(X509_sign(cert.get(), issuer_key, EVP_sha256()) > 0, "X509_sign");
   return cert;
@@ -77,11 +77,13 @@ void write_pem(const std::string& path, const auto& write) {
 
 }  // namespace
 
-TestCaFiles write_test_ca(const std::string& dir, const std::string& prefix) {
+TestCaFiles write_test_ca(const std::string& dir, const std::string& prefix,
+                          const std::string& subject_alt_names) {
   Key ca_key = make_key();
   Cert ca = make_cert(ca_key.get(), "token-broker test CA", nullptr, ca_key.get(), 1, true);
   Key server_key = make_key();
-  Cert server = make_cert(server_key.get(), "localhost", ca.get(), ca_key.get(), 2, false);
+  Cert server =
+      make_cert(server_key.get(), "localhost", ca.get(), ca_key.get(), 2, false, subject_alt_names);
 
   TestCaFiles files{dir + "/" + prefix + "ca.pem", dir + "/" + prefix + "server.pem",
                     dir + "/" + prefix + "server.key"};

@@ -13,7 +13,9 @@ struct TestCaFiles {
 };
 
 /// Writes `<dir>/<prefix>ca.pem`, `<prefix>server.pem` and `<prefix>server.key`; throws
-/// std::runtime_error when OpenSSL fails. Each call makes a new, unrelated CA.
-TestCaFiles write_test_ca(const std::string& dir, const std::string& prefix = "");
+/// std::runtime_error when OpenSSL fails. Each call makes a new, unrelated CA. The server
+/// certificate names `subject_alt_names` (OpenSSL's syntax; the CN is always "localhost").
+TestCaFiles write_test_ca(const std::string& dir, const std::string& prefix = "",
+                          const std::string& subject_alt_names = "IP:127.0.0.1,DNS:localhost");
 
 }  // namespace test_support
