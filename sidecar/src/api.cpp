@@ -10,6 +10,8 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <optional>
+#include <string_view>
 
 namespace broker {
 namespace {
@@ -32,8 +34,99 @@ bool printable_ascii(std::string_view text) {
   return true;
 }
 
+/// Printable ASCII other than '"' and '\\' is copied into a JSON string as it is: nlohmann's
+/// serializer would not change it either.
+bool json_plain(std::string_view text) {
+  for (unsigned char c : text) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+/// Appends `text` as a JSON string literal: quoted as it is when nothing needs escaping (the
+/// common case: resources, token types, client ids), else through nlohmann's serializer
+/// (control characters, invalid UTF-8 replaced).
+void append_json_string(std::string& out, std::string_view text) {
+  if (json_plain(text)) {
+    out += '"';
+    out += text;
+    out += '"';
+    return;
+  }
+  out += nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string json_string(std::string_view text) {
-  return nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  append_json_string(out, text);
+  return out;
+}
+
+void append_int(std::string& out, std::int64_t value) {
+  std::array<char, 24> digits{};
+  const auto end = std::to_chars(digits.data(), digits.data() + digits.size(), value).ptr;
+  out.append(digits.data(), end);
+}
+
+/// Decodes `text` (a query value made only of unreserved characters and %XX escapes, see
+/// simple_resource_query) into `out`.
+void percent_decode(std::string_view text, std::string& out) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return c - 'A' + 10;
+  };
+  out.resize(text.size());
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%') {
+      out[n++] = static_cast<char>(hex(text[i + 1]) * 16 + hex(text[i + 2]));
+      i += 2;
+    } else {
+      out[n++] = text[i];
+    }
+  }
+  out.resize(n);
+}
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/// The common request, "/v1/token?resource=VALUE" with VALUE made only of RFC 3986 unreserved
+/// characters and well-formed %XX escapes: returns VALUE (still encoded). Anything else (other
+/// routes, parameters, characters, malformed escapes) returns nullopt and takes the general path
+/// through Boost.URL, so this shortcut accepts nothing that path would refuse.
+std::optional<std::string_view> simple_resource_query(std::string_view target) {
+  constexpr std::string_view prefix = "/v1/token?resource=";
+  if (!target.starts_with(prefix)) return std::nullopt;
+  const auto value = target.substr(prefix.size());
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '~') {
+      continue;
+    }
+    if (c == '%' && i + 2 < value.size() && is_hex(value[i + 1]) && is_hex(value[i + 2])) {
+      i += 2;
+      continue;
+    }
+    return std::nullopt;
+  }
+  return value;
+}
+
+/// The checks of a `resource` value, the same on every path.
+std::optional<ServeError> check_resource(std::string_view value) {
+  if (value.empty())
+    return bad_request(
+        "parameter 'resource' is empty; name the resource, e.g. https://database.windows.net/");
+  if (value.size() > kMaxResource || !printable_ascii(value)) {
+    return bad_request(
+        "parameter 'resource' must be at most 1024 printable ASCII characters (percent-encode "
+        "it in the query)");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -65,6 +158,16 @@ bool secret_equals(std::string_view given, std::string_view expected) {
 
 std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
                                                          const ApiOptions& options) {
+  if (const auto simple = simple_resource_query(request.target())) {
+    TokenQuery query;
+    query.shape = Shape::v1;
+    query.min_validity = options.min_validity;
+    query.wait = options.max_wait;
+    query.key.identity = options.default_identity;
+    percent_decode(*simple, query.key.resource);
+    if (auto problem = check_resource(query.key.resource)) return *problem;
+    return query;
+  }
   auto parsed = boost::urls::parse_origin_form(request.target());
   if (!parsed) return bad_request("the request target is not a valid URL path and query");
   const std::string path = parsed->path();
@@ -123,14 +226,7 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
     if (name == "resource") {
       if (resource_seen) return bad_request("parameter 'resource' given more than once");
       resource_seen = true;
-      if (value.empty())
-        return bad_request(
-            "parameter 'resource' is empty; name the resource, e.g. https://database.windows.net/");
-      if (value.size() > kMaxResource || !printable_ascii(value)) {
-        return bad_request(
-            "parameter 'resource' must be at most 1024 printable ASCII characters (percent-encode "
-            "it in the query)");
-      }
+      if (auto invalid = check_resource(value)) return *invalid;
       query.key.resource = value;
     } else if (name == "client_id") {
       problem = set_identity(Identity::Kind::client_id);
@@ -192,17 +288,30 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
 
 std::string token_body(const Token& token, const TokenQuery& query, SteadyTime now) {
   const auto& up = token.upstream;
-  std::string escaped;
-  const std::string& access_token = token.access_token_json.empty()
-                                        ? (escaped = json_string(up.access_token))
-                                        : token.access_token_json;
   const auto left = std::max<std::int64_t>(
       0, std::chrono::floor<std::chrono::seconds>(token.expires_at - now).count());
   const std::string& resource = up.resource.empty() ? query.key.resource : up.resource;
+  std::string body;
+  body.reserve((token.access_token_json.empty() ? up.access_token.size() + 16
+                                                : token.access_token_json.size()) +
+               resource.size() + up.client_id.size() + up.not_before.size() + 192);
+  body += R"({"access_token":)";
+  if (token.access_token_json.empty()) {
+    append_json_string(body, up.access_token);
+  } else {
+    body += token.access_token_json;
+  }
   if (query.shape == Shape::v1) {
-    return fmt::format(
-        R"({{"access_token":{},"token_type":{},"expires_on":{},"expires_in":{},"resource":{}}})",
-        access_token, json_string(up.token_type), up.expires_on, left, json_string(resource));
+    body += R"(,"token_type":)";
+    append_json_string(body, up.token_type);
+    body += R"(,"expires_on":)";
+    append_int(body, up.expires_on);
+    body += R"(,"expires_in":)";
+    append_int(body, left);
+    body += R"(,"resource":)";
+    append_json_string(body, resource);
+    body += '}';
+    return body;
   }
   if (query.shape == Shape::app_service) {
     // App Service 2019-08-01 sends these five, expires_on as a string of unix seconds; client_id
@@ -211,27 +320,52 @@ std::string token_body(const Token& token, const TokenQuery& query, SteadyTime n
                                    : query.key.identity.kind == Identity::Kind::client_id
                                        ? query.key.identity.value
                                        : up.client_id;
-    std::string body = fmt::format(R"({{"access_token":{},"expires_on":"{}","resource":{},)",
-                                   access_token, up.expires_on, json_string(resource));
-    body += fmt::format(R"("token_type":{})", json_string(up.token_type));
-    if (!client_id.empty()) body += fmt::format(R"(,"client_id":{})", json_string(client_id));
+    body += R"(,"expires_on":")";
+    append_int(body, up.expires_on);
+    body += R"(","resource":)";
+    append_json_string(body, resource);
+    body += R"(,"token_type":)";
+    append_json_string(body, up.token_type);
+    if (!client_id.empty()) {
+      body += R"(,"client_id":)";
+      append_json_string(body, client_id);
+    }
     body += '}';
     return body;
   }
   // IMDS sends every numeric field as a string; some drivers depend on it.
-  std::string body = fmt::format(R"({{"access_token":{},)", access_token);
-  if (!up.client_id.empty()) body += fmt::format(R"("client_id":{},)", json_string(up.client_id));
-  body += fmt::format(R"("expires_in":"{}","expires_on":"{}",)", left, up.expires_on);
+  body += ',';
+  if (!up.client_id.empty()) {
+    body += R"("client_id":)";
+    append_json_string(body, up.client_id);
+    body += ',';
+  }
+  body += R"("expires_in":")";
+  append_int(body, left);
+  body += R"(","expires_on":")";
+  append_int(body, up.expires_on);
+  body += R"(",)";
   // The upstream's ext_expires_in is passed on only when it is the number IMDS sends; it must
   // never break the JSON (it is not escaped).
   const bool ext_is_number = !up.ext_expires_in.empty() && up.ext_expires_in.size() <= 12 &&
                              up.ext_expires_in.find_first_not_of("0123456789") == std::string::npos;
-  body += fmt::format(R"("ext_expires_in":"{}",)",
-                      ext_is_number ? up.ext_expires_in : std::to_string(left));
-  if (!up.not_before.empty())
-    body += fmt::format(R"("not_before":{},)", json_string(up.not_before));
-  body += fmt::format(R"("resource":{},"token_type":{}}})", json_string(resource),
-                      json_string(up.token_type));
+  body += R"("ext_expires_in":")";
+  if (ext_is_number) {
+    body += up.ext_expires_in;
+  } else {
+    append_int(body, left);
+  }
+  body += R"(",)";
+  if (!up.not_before.empty()) {
+    body += R"("not_before":)";
+    append_json_string(body, up.not_before);
+    body += ',';
+  }
+  body += R"("resource":)";
+  append_json_string(body, resource);
+  body += R"(,"token_type":)";
+  append_json_string(body, up.token_type);
+  body += '}';
   return body;
 }
 
@@ -249,6 +383,42 @@ Response make_response(const Request& request, http::status status, std::string 
   response.body() = std::move(body);
   response.prepare_payload();
   return response;
+}
+
+void serialize_response(const Response& response, std::string& out) {
+  // What Beast's serializer writes for a string_body response with a Content-Length: the status
+  // line, the fields in their order, an empty line, the body.
+  const unsigned version = response.version();
+  const unsigned code = response.result_int();
+  const auto& body = response.body();
+  std::size_t size = 13 + response.reason().size() + 4 + body.size();
+  for (const auto& field : response) size += field.name_string().size() + field.value().size() + 4;
+  out.clear();
+  out.reserve(size);
+  const std::array<char, 13> status_line{'H',
+                                         'T',
+                                         'T',
+                                         'P',
+                                         '/',
+                                         static_cast<char>('0' + version / 10),
+                                         '.',
+                                         static_cast<char>('0' + version % 10),
+                                         ' ',
+                                         static_cast<char>('0' + code / 100),
+                                         static_cast<char>('0' + (code / 10) % 10),
+                                         static_cast<char>('0' + code % 10),
+                                         ' '};
+  out.append(status_line.data(), status_line.size());
+  out += response.reason();
+  out += "\r\n";
+  for (const auto& field : response) {
+    out += field.name_string();
+    out += ": ";
+    out += field.value();
+    out += "\r\n";
+  }
+  out += "\r\n";
+  out += body;
 }
 
 Response make_error(const Request& request, const ServeError& error) {

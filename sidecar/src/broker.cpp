@@ -1,6 +1,7 @@
 #include "broker/broker.hpp"
 
 #include "broker/api.hpp"
+#include "broker/app_service.hpp"
 #include "broker/cache.hpp"
 #include "broker/http_server.hpp"
 #include "broker/imds.hpp"
@@ -46,13 +47,69 @@ namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
-/// Tokens are served to many connections: allow as many descriptors as the hard limit permits.
-void raise_file_limit() {
+/// Tokens are served to many connections: allow as many descriptors as the hard limit permits,
+/// and say so when that is too few for --max-connections.
+void raise_file_limit(std::size_t max_connections) {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
   }
+  // The listeners, upstream connections and files need a few descriptors besides the callers'.
+  constexpr rlim_t kReserve = 64;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < max_connections + kReserve) {
+    tb::log::warn(
+        "the open-file limit is too low for --max-connections: connections beyond it wait "
+        "unaccepted instead of being answered 503; raise the nofile limit or lower "
+        "--max-connections",
+        {{"open_file_limit", static_cast<std::uint64_t>(limit.rlim_cur)},
+         {"max_connections", max_connections}});
+  }
+}
+
+/// Refuses a socket directory that anyone but the broker's user (and root) may change: one that
+/// group or others may write to, or that another user owns. Such a user could replace the socket
+/// with their own (callers would take "tokens" from an impostor) or plant files next to it, such
+/// as the identity header; the sticky bit (/tmp) stops the replacement but not taking the name
+/// first, so a sticky directory is refused too.
+void check_socket_directory(const std::string& path, bool allow_shared) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? "." : parent.string();
+  struct stat info {};
+  if (::stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    throw StartupError("--socket " + path + ": directory " + dir +
+                       " does not exist; create it (in Kubernetes: an emptyDir volume)");
+  }
+  const auto mode = fmt::format("{:04o}", info.st_mode & 07777);
+  const bool shared = (info.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+  const bool foreign = info.st_uid != ::geteuid() && info.st_uid != 0;
+  if (!shared && !foreign) return;
+  if (allow_shared) {
+    tb::log::info("serving from a shared socket directory (--allow-shared-socket-dir)",
+                  {{"directory", dir}, {"mode", mode}, {"owner_uid", info.st_uid}});
+    return;
+  }
+  constexpr const char* kOverride =
+      " or pass --allow-shared-socket-dir true (e.g. for a Kubernetes emptyDir that only the "
+      "pod's containers mount)";
+  if (!shared) {
+    throw StartupError(fmt::format(
+        "--socket {}: directory {} belongs to uid {}, who could replace the socket; use a "
+        "directory owned by the broker's user (uid {}) or root,{}",
+        path, dir, info.st_uid, ::geteuid(), kOverride));
+  }
+  if ((info.st_mode & S_ISVTX) != 0) {
+    throw StartupError(fmt::format(
+        "--socket {}: directory {} has mode {}: other users may create files in it (the sticky "
+        "bit does not stop them taking the socket's name first); use a directory of its own "
+        "(e.g. mkdir -m 0750 {}/token-broker){}",
+        path, dir, mode, dir == "/" ? "" : dir, kOverride));
+  }
+  throw StartupError(fmt::format(
+      "--socket {}: directory {} has mode {}: group or others may write to it and could replace "
+      "the socket; remove their write permission (chmod go-w {}){}",
+      path, dir, mode, dir, kOverride));
 }
 
 /// True when something accepts connections on the Unix socket at `path`.
@@ -70,7 +127,9 @@ bool socket_in_use(const std::string& path) {
 
 /// Binds the token socket: replaces a stale socket file, refuses one that is served, and never
 /// lets the file exist with wider permissions than `mode`.
-local::acceptor bind_socket(asio::io_context& io, const std::string& path, mode_t mode) {
+local::acceptor bind_socket(asio::io_context& io, const std::string& path, mode_t mode,
+                            bool allow_shared_dir) {
+  check_socket_directory(path, allow_shared_dir);
   struct stat info {};
   if (::lstat(path.c_str(), &info) == 0) {
     if (!S_ISSOCK(info.st_mode)) {
@@ -82,11 +141,6 @@ local::acceptor bind_socket(asio::io_context& io, const std::string& path, mode_
                          " is in use by another process (is another token-broker running?)");
     }
     ::unlink(path.c_str());
-  }
-  const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty() && !std::filesystem::is_directory(parent)) {
-    throw StartupError("--socket " + path + ": directory " + parent.string() +
-                       " does not exist; create it (in Kubernetes: an emptyDir volume)");
   }
   local::acceptor acceptor(io);
   boost::system::error_code ec;
@@ -216,10 +270,18 @@ struct Broker::Impl {
                            config.upstream_concurrency, 256},
               metrics),
         api{config.default_identity, config.min_validity, config.request_timeout},
-        limits{8 * 1024, config.header_timeout, config.idle_timeout, config.max_connections},
+        limits{config.max_header_bytes, config.header_timeout, config.idle_timeout,
+               config.max_connections, config.max_requests_per_connection},
         signals(io, SIGTERM, SIGINT) {}
 
   std::unique_ptr<Source> make_source() {
+    if (config.source == "app-service") {
+      try {
+        return std::make_unique<AppServiceSource>(config.app_service, clock);
+      } catch (const std::exception& e) {
+        throw StartupError(std::string("--source app-service: ") + e.what());
+      }
+    }
     if (config.source == "workload-identity") {
       try {
         return std::make_unique<WorkloadIdentitySource>(config.workload_identity, clock);
@@ -408,8 +470,9 @@ struct Broker::Impl {
   }
 
   void bind_listeners() {
-    raise_file_limit();
-    auto acceptor = bind_socket(io, config.socket_path, config.socket_mode);
+    raise_file_limit(config.max_connections);
+    auto acceptor =
+        bind_socket(io, config.socket_path, config.socket_mode, config.allow_shared_socket_dir);
     socket_bound = true;
     resolve_allow_list();
     socket_server.emplace(

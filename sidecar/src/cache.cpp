@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
+#include <cstdio>
 
 namespace broker {
 
@@ -37,6 +39,13 @@ double seconds_between(SteadyTime from, SteadyTime to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
+/// "1.2 s"
+std::string one_decimal_seconds(std::chrono::steady_clock::duration d) {
+  std::array<char, 32> text{};
+  std::snprintf(text.data(), text.size(), "%.1f s", std::chrono::duration<double>(d).count());
+  return text.data();
+}
+
 }  // namespace
 
 struct TokenCache::Entry {
@@ -51,6 +60,8 @@ struct TokenCache::Entry {
   SteadyTime fail_fast_until{};  ///< a fail-fast error is answered from memory until then
   SteadyTime next_attempt_at{};  ///< when the loop calls the upstream again
   SteadyTime refresh_at{};       ///< serving after this while refreshes fail counts as stale
+  SteadyTime call_started_at{};  ///< when the upstream call in flight (if any) started
+  bool in_call = false;          ///< an upstream call is in flight (not just waiting for a slot)
   State state = State::idle;
   bool prefetch = false;
   int failures = 0;
@@ -147,6 +158,8 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
       break;
     }
     const auto started = clock_.steady_now();
+    entry.call_started_at = started;
+    entry.in_call = true;
     FetchResult result = FetchError{0, "internal_error", "the source failed", std::nullopt};
     try {
       result = co_await source_.fetch(entry.key, options_.attempt_timeout);
@@ -154,6 +167,11 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
       // Keep the loop (and its upstream slot) alive: a throwing source is one failed attempt.
       result = FetchError{0, "internal_error", e.what(), std::nullopt};
     }
+    // What an upstream says goes to logs, /readyz and callers: never a credential it echoed.
+    if (auto* failed = std::get_if<FetchError>(&result)) {
+      *failed = redact_upstream_error(std::move(*failed));
+    }
+    entry.in_call = false;
     release_slot();
     if (stopped_) break;
     const auto now = clock_.steady_now();
@@ -236,7 +254,8 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
     }
     entry.next_attempt_at = now + delay;
     notify(entry);
-    if (!wanted(entry)) break;
+    // Wait out the delay even when nobody needs the entry any more: a caller who comes during it
+    // must not start a call that the backoff or the upstream's Retry-After forbids.
     entry.wake.expires_after(delay);
     co_await entry.wake.async_wait(use_nothrow);
     // Woken early (a caller needs a longer-lived token) or on time: either way, fetch again,
@@ -286,9 +305,19 @@ ServeError TokenCache::fail_fast_error(const Entry& entry, SteadyTime now) const
 
 ServeError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
   std::string why;
-  if (entry.last_error) {
-    why = "last upstream attempt failed: " + describe(*entry.last_error);
-  } else {
+  if (entry.last_error) why = "last upstream attempt failed: " + describe(*entry.last_error);
+  if (entry.in_call) {
+    // Say how long the attempt has gone unanswered: a hanging upstream is then told apart
+    // from a slow one, and the caller learns when this attempt will be cut off.
+    why += entry.last_error ? "; attempt " + std::to_string(entry.failures + 1) + " is in progress"
+                            : std::string("the upstream call is still in progress");
+    why += ": no answer after " + one_decimal_seconds(now - entry.call_started_at) +
+           " (an attempt may take up to " + one_decimal_seconds(options_.attempt_timeout) + ")";
+  } else if (entry.state == Entry::State::fetching &&
+             slots_in_use_ >= options_.upstream_concurrency) {
+    why += std::string(entry.last_error ? "; " : "") + "waiting for a free upstream slot (all " +
+           std::to_string(options_.upstream_concurrency) + " busy)";
+  } else if (!entry.last_error) {
     why = "the upstream call is still in progress";
   }
   auto retry_after = entry.next_attempt_at > now ? ceil_seconds(entry.next_attempt_at - now) : 1s;

@@ -1,5 +1,7 @@
 #include "broker/config.hpp"
 
+#include "broker/app_service.hpp"
+
 #include "broker/peer.hpp"
 #include "tb/flags.hpp"
 
@@ -25,16 +27,22 @@ auto int_range(std::int64_t low, std::int64_t high,
   return tb::flags::int_range<Config>(low, high, std::move(set));
 }
 
+/// "http://host:" parses as a URL with a port, an empty one: connecting to it can only fail.
+bool has_empty_port(const boost::urls::url_view& url) {
+  return url.has_port() && url.port().empty();
+}
+
 const std::vector<Flag>& flags() {
   static const std::vector<Flag> kFlags = {
-      {"source", "auto|imds|workload-identity",
+      {"source", "auto|imds|workload-identity|app-service",
        "Where tokens come from. auto (default): workload identity if AZURE_FEDERATED_TOKEN_FILE "
-       "is set, App Service if IDENTITY_ENDPOINT is set (not supported yet), else IMDS/NMI. "
-       "workload-identity reads AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and "
-       "AZURE_AUTHORITY_HOST (default https://login.microsoftonline.com/).",
+       "is set, App Service if IDENTITY_ENDPOINT is set, else IMDS/NMI. workload-identity reads "
+       "AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_AUTHORITY_HOST "
+       "(default https://login.microsoftonline.com/). app-service reads IDENTITY_ENDPOINT and "
+       "IDENTITY_HEADER, or IDENTITY_HEADER_FILE (re-read for every call).",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
-         if (v != "auto" && v != "imds" && v != "workload-identity") {
-           return "must be auto, imds or workload-identity, got '" + v + "'";
+         if (v != "auto" && v != "imds" && v != "workload-identity" && v != "app-service") {
+           return "must be auto, imds, workload-identity or app-service, got '" + v + "'";
          }
          c.source = v;
          return std::nullopt;
@@ -42,7 +50,7 @@ const std::vector<Flag>& flags() {
       {"imds-endpoint", "URL", "IMDS/NMI base URL (default http://169.254.169.254).",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
          auto url = boost::urls::parse_absolute_uri(v);
-         if (!url || url->scheme() != "http" || url->host().empty()) {
+         if (!url || url->scheme() != "http" || url->host().empty() || has_empty_port(*url)) {
            return "must be an http:// URL with a host, e.g. http://169.254.169.254, got '" + v +
                   "'";
          }
@@ -74,6 +82,15 @@ const std::vector<Flag>& flags() {
          }
          if ((mode & 0600) != 0600) return "must let the owner read and write (e.g. 0660)";
          c.socket_mode = static_cast<mode_t>(mode);
+         return std::nullopt;
+       }},
+      {"allow-shared-socket-dir", "true|false",
+       "Serve from a socket directory that group or others may write to (default false: such a "
+       "directory stops the start, since another user could replace the socket). true for a "
+       "Kubernetes emptyDir shared only by the pod's containers.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v != "true" && v != "false") return "must be true or false, got '" + v + "'";
+         c.allow_shared_socket_dir = v == "true";
          return std::nullopt;
        }},
       {"allow-uids", "UID[,UID...]",
@@ -179,6 +196,19 @@ const std::vector<Flag>& flags() {
        int_range(
            1, 100'000,
            [](Config& c, std::int64_t v) { c.max_connections = static_cast<std::size_t>(v); })},
+      {"max-header-bytes", "BYTES",
+       "Request line + headers at most; more is answered 431 (default 8192).",
+       int_range(1024, 65536,
+                 [](Config& c, std::int64_t v) {
+                   c.max_header_bytes = static_cast<std::size_t>(v);
+                 })},
+      {"max-requests-per-connection", "N",
+       "Requests served on one connection; the last answer says Connection: close (default "
+       "1000, 0 = no limit).",
+       int_range(0, 1'000'000,
+                 [](Config& c, std::int64_t v) {
+                   c.max_requests_per_connection = static_cast<std::size_t>(v);
+                 })},
       {"idle-timeout", "SECONDS", "Close a keep-alive connection idle this long (default 60).",
        int_range(1, 3600,
                  [](Config& c, std::int64_t v) { c.idle_timeout = std::chrono::seconds(v); })},
@@ -251,10 +281,8 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
       config.source = "workload-identity";
       config.source_reason = "auto: AZURE_FEDERATED_TOKEN_FILE is set";
     } else if (!env("IDENTITY_ENDPOINT").empty()) {
-      outcome.error =
-          "--source auto found IDENTITY_ENDPOINT (App Service), which this build does not "
-          "support yet; unset it or pass --source imds";
-      return outcome;
+      config.source = "app-service";
+      config.source_reason = "auto: IDENTITY_ENDPOINT is set";
     } else {
       config.source = "imds";
       config.source_reason =
@@ -285,11 +313,40 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
       return outcome;
     }
     auto url = boost::urls::parse_absolute_uri(wi.authority_host);
-    if (!url || url->scheme() != "https" || url->host().empty()) {
+    if (!url || url->scheme() != "https" || url->host().empty() || has_empty_port(*url)) {
       outcome.error =
           "AZURE_AUTHORITY_HOST must be an https:// URL such as "
           "https://login.microsoftonline.com/, got '" +
           wi.authority_host + "'";
+      return outcome;
+    }
+  }
+  if (config.source == "app-service") {
+    auto& as = config.app_service;
+    as.endpoint = env("IDENTITY_ENDPOINT");
+    as.identity_header = env("IDENTITY_HEADER");
+    as.identity_header_file = env("IDENTITY_HEADER_FILE");
+    as.ca_file = config.workload_identity.ca_file;
+    if (as.endpoint.empty() || (as.identity_header.empty() && as.identity_header_file.empty())) {
+      outcome.error =
+          "--source app-service needs IDENTITY_ENDPOINT and IDENTITY_HEADER (or "
+          "IDENTITY_HEADER_FILE) in the environment, as App Service, Functions and Container Apps "
+          "set them for an app with a managed identity";
+      return outcome;
+    }
+    auto url = boost::urls::parse_absolute_uri(as.endpoint);
+    if (!url || (url->scheme() != "http" && url->scheme() != "https") || url->host().empty() ||
+        has_empty_port(*url)) {
+      outcome.error =
+          "IDENTITY_ENDPOINT must be an http:// or https:// URL such as "
+          "http://127.0.0.1:41741/msi/token, got '" +
+          as.endpoint + "'";
+      return outcome;
+    }
+    if (!is_header_value(as.identity_header)) {
+      outcome.error =
+          "IDENTITY_HEADER holds characters an HTTP header cannot carry (control characters or "
+          "non-ASCII); check the variable";
       return outcome;
     }
   }

@@ -2,15 +2,22 @@
 
 #include "tb/log.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/basic_stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
+
+#include <array>
+#include <sstream>
+#include <utility>
 
 namespace broker {
 
@@ -20,33 +27,164 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using RequestParser = beast::http::request_parser<beast::http::empty_body>;
 constexpr auto kWriteTimeout = 10s;
+constexpr std::size_t kReadChunk = 4096;
+/// Before closing a connection whose caller may still be sending (a refused request, requests
+/// pipelined beyond the budget), its input is read and dropped for at most this long and this
+/// much: closing a socket with unread input resets the connection, and a reset can cost the
+/// caller the response it has not read yet.
+constexpr auto kLingerTime = 1s;
+constexpr std::size_t kLingerBytes = 64 * 1024;
+/// A flood of refused connections (or failed accepts) logs one line per interval, not one each.
+constexpr auto kLogInterval = 10s;
 
-/// The answer to a request that could not even be parsed.
-Response parse_error_response(const beast::error_code& ec) {
+Response close_with(const ServeError& error) {
   Request dummy;
   dummy.version(11);
   dummy.keep_alive(false);
-  ServeError error{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(),
-                   0s};
-  if (ec == beast::http::error::header_limit) {
-    error = ServeError{
-        431, "request_header_fields_too_large",
-        "the request line and headers exceed the limit; send fewer or shorter headers", 0s};
-  } else if (ec == beast::http::error::unexpected_body || ec == beast::http::error::body_limit) {
-    error = ServeError{413, "payload_too_large", "token requests must not carry a body", 0s};
-  }
   auto response = make_error(dummy, error);
   response.keep_alive(false);
   return response;
+}
+
+/// The answer to a request that could not even be parsed.
+Response parse_error_response(const beast::error_code& ec) {
+  if (ec == beast::http::error::header_limit) {
+    return close_with(ServeError{
+        431, "request_header_fields_too_large",
+        "the request line and headers exceed the limit; send fewer or shorter headers", 0s});
+  }
+  if (ec == beast::http::error::unexpected_body || ec == beast::http::error::body_limit) {
+    return close_with(
+        ServeError{413, "payload_too_large", "token requests must not carry a body", 0s});
+  }
+  return close_with(
+      ServeError{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(), 0s});
+}
+
+/// The caller sent nothing but empty lines, more of them than a request's headers may take.
+Response empty_lines_response() {
+  return close_with(ServeError{400, "invalid_request",
+                               "only empty lines were received where a request line was expected",
+                               0s});
+}
+
+/// The answer to connections beyond the limit, serialised once.
+std::string busy_response(std::size_t max_connections) {
+  auto response = close_with(ServeError{
+      503, "too_many_connections",
+      fmt::format("the broker has {} connections open, its limit (--max-connections); close idle "
+                  "connections or retry shortly",
+                  max_connections),
+      1s});
+  std::ostringstream out;
+  out << response;
+  return out.str();
+}
+
+/// Drops the CR and LF bytes in front of a request line (RFC 9112 section 2.2: a server SHOULD
+/// ignore empty lines received before it); returns how many.
+std::size_t skip_empty_lines(beast::flat_buffer& buffer) {
+  const auto* data = static_cast<const char*>(buffer.data().data());
+  std::size_t n = 0;
+  while (n < buffer.size() && (data[n] == '\r' || data[n] == '\n')) ++n;
+  buffer.consume(n);
+  return n;
+}
+
+/// Errors that mean the caller went away or took too long: close without an answer.
+bool is_disconnect(const beast::error_code& ec) {
+  return ec == beast::http::error::end_of_stream || ec == beast::error::timeout ||
+         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+         ec == asio::error::eof;
+}
+
+/// Reads one request's header into `parser`: at most `limit` bytes in all, request line
+/// included. (Beast's own header_limit bounds only the part not parsed yet: a header of many
+/// short fields, arriving in several reads, would pass it.) A request with a body is refused
+/// after its header: no route takes one.
+template <class Protocol>
+asio::awaitable<beast::error_code> read_header(beast::basic_stream<Protocol>& stream,
+                                               beast::flat_buffer& buffer, RequestParser& parser,
+                                               std::size_t limit) {
+  std::size_t parsed = 0;
+  beast::error_code result;
+  while (true) {
+    if (buffer.size() > 0) {
+      beast::error_code ec;
+      const auto used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      parsed += used;
+      if (ec && ec != beast::http::error::need_more) {
+        result = ec;
+        break;
+      }
+      // (One put may take a whole header that is over the limit.)
+      if (parsed > limit || (!parser.is_header_done() && parsed + buffer.size() > limit)) {
+        result = beast::http::error::header_limit;
+        break;
+      }
+      if (parser.is_header_done()) {
+        // Content-Length above 0 or chunked: a body follows.
+        if (!parser.is_done()) result = beast::http::error::unexpected_body;
+        break;
+      }
+    }
+    const auto into = buffer.prepare(kReadChunk);
+    auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
+    if (ec == asio::error::eof) {
+      result = beast::http::error::partial_message;
+      break;
+    }
+    if (ec) {
+      result = ec;
+      break;
+    }
+    buffer.commit(n);
+  }
+  co_return result;
+}
+
+/// Ends the response stream (the caller reads the end of it), then reads and drops what the
+/// caller still sends, within the linger bounds, so that the close is not a reset.
+template <class Protocol>
+asio::awaitable<void> discard_input(beast::basic_stream<Protocol>& stream) {
+  beast::error_code ignored;
+  stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
+  stream.expires_after(kLingerTime);
+  std::array<char, kReadChunk> scratch{};
+  const auto into = asio::buffer(scratch);
+  for (std::size_t dropped = 0; dropped < kLingerBytes;) {
+    auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
+    if (ec) break;
+    dropped += n;
+  }
 }
 }  // namespace
 
 template <class Protocol>
 struct HttpServer<Protocol>::Session {
   beast::basic_stream<Protocol>* stream = nullptr;
+  /// Between a complete request and the end of its response: draining lets it finish.
   bool busy = false;
 };
+
+template <class Protocol>
+std::optional<std::uint64_t> HttpServer<Protocol>::Throttled::count() {
+  ++unlogged;
+  return leftover();
+}
+
+template <class Protocol>
+std::optional<std::uint64_t> HttpServer<Protocol>::Throttled::leftover() {
+  const auto now = std::chrono::steady_clock::now();
+  if (unlogged == 0 || (last != decltype(last){} && now - last < kLogInterval)) {
+    return std::nullopt;
+  }
+  last = now;
+  return std::exchange(unlogged, 0);
+}
 
 template <class Protocol>
 HttpServer<Protocol>::HttpServer(Acceptor acceptor, Handler handler, ServerLimits limits,
@@ -55,7 +193,8 @@ HttpServer<Protocol>::HttpServer(Acceptor acceptor, Handler handler, ServerLimit
       handler_(std::move(handler)),
       limits_(limits),
       metrics_(metrics),
-      admission_(std::move(admission)) {}
+      admission_(std::move(admission)),
+      busy_response_(busy_response(limits.max_connections)) {}
 
 template <class Protocol>
 void HttpServer<Protocol>::start() {
@@ -73,24 +212,49 @@ void HttpServer<Protocol>::drain() {
 }
 
 template <class Protocol>
+void HttpServer<Protocol>::refuse(typename Protocol::socket& socket) {
+  // Synchronous and non-blocking: a refused connection costs no coroutine and no wait. The 503
+  // is small enough for an empty socket buffer; the request, if any has arrived, is not parsed.
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(asio::buffer(busy_response_), ignored);
+  socket.shutdown(Protocol::socket::shutdown_send, ignored);
+  std::array<char, kReadChunk> scratch{};
+  for (int i = 0; i < 4; ++i) {
+    beast::error_code ec;
+    if (socket.read_some(asio::buffer(scratch), ec) == 0 || ec) break;
+  }
+  socket.close(ignored);
+}
+
+template <class Protocol>
 asio::awaitable<void> HttpServer<Protocol>::accept_loop() {
   while (!draining_) {
     auto [ec, socket] = co_await acceptor_.async_accept(use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || draining_) break;
-      // EMFILE and friends: log, back off a little, keep serving the connections we have.
-      tb::log::warn("accept failed", {{"error", ec.message()}});
+      // EMFILE and friends: back off a little, keep serving the connections we have.
+      if (auto failures = accept_error_log_.count()) {
+        tb::log::warn("accept failed", {{"error", ec.message()}, {"failures", *failures}});
+      }
       asio::steady_timer pause(acceptor_.get_executor(), 100ms);
       co_await pause.async_wait(use_nothrow);
       continue;
     }
-    if (sessions_.size() >= limits_.max_connections) {
-      tb::log::warn("connection refused: too many open connections",
-                    {{"max_connections", limits_.max_connections}});
-      beast::error_code ignored;
-      socket.close(ignored);
+    if (open_ >= limits_.max_connections) {
+      refuse(socket);
+      if (auto refused = refused_log_.count()) {
+        tb::log::warn("connections refused: too many open connections",
+                      {{"max_connections", limits_.max_connections}, {"refused", *refused}});
+      }
       continue;
     }
+    if (auto refused = refused_log_.leftover()) {
+      tb::log::warn("connections refused: too many open connections",
+                    {{"max_connections", limits_.max_connections}, {"refused", *refused}});
+    }
+    // Counted here, not in serve(): the limit must hold before the new coroutine first runs.
+    ++open_;
     asio::co_spawn(acceptor_.get_executor(), serve(std::move(socket)), asio::detached);
   }
 }
@@ -102,58 +266,127 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
   auto self = sessions_.insert(sessions_.end(), &session);
   if (metrics_ != nullptr) metrics_->connection_opened();
   beast::flat_buffer buffer;
+  std::string output;  // the serialised response, its capacity kept across requests
+  {
+    // Writes are tried without blocking first (see below); reads stay asynchronous.
+    beast::error_code ignored;
+    stream.socket().non_blocking(true, ignored);
+  }
   const std::optional<ServeError> refusal =
       admission_ ? admission_(stream.socket()) : std::optional<ServeError>{};
+  std::size_t served = 0;
+  bool linger = false;  // the caller may still be sending: drop its input before closing
 
   while (!draining_) {
     session.busy = false;
-    if (buffer.size() == 0) {
-      // Idle keep-alive: wait for the first byte of the next request.
+    // A new connection has header_timeout from now for its first request's headers (the expiry
+    // holds across reads until it is set again); a kept-alive one waits up to idle_timeout for
+    // the next request's first byte, then has header_timeout for the rest.
+    if (served > 0 && buffer.size() == 0) {
       stream.expires_after(limits_.idle_timeout);
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_nothrow);
+      const auto into = buffer.prepare(kReadChunk);
+      auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
       if (ec) break;  // closed by the peer, idle timeout, or drained
       buffer.commit(n);
     }
-    session.busy = true;
-    beast::http::request_parser<beast::http::empty_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
     stream.expires_after(limits_.header_timeout);
-    auto [read_ec, read_bytes] =
-        co_await beast::http::async_read(stream, buffer, parser, use_nothrow);
-    Response response;
-    if (read_ec) {
-      if (read_ec == beast::http::error::end_of_stream || read_ec == beast::error::timeout ||
-          read_ec == asio::error::operation_aborted || read_ec == asio::error::connection_reset ||
-          read_ec == asio::error::eof) {
+    // Empty lines in front of the request line are skipped, as many as the header limit.
+    std::size_t empty_lines = skip_empty_lines(buffer);
+    bool gone = false;
+    while (buffer.size() == 0 && empty_lines <= limits_.header_limit) {
+      const auto into = buffer.prepare(kReadChunk);
+      auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
+      if (ec) {
+        gone = true;  // closed by the peer, header timeout, or drained
         break;
       }
-      response = parse_error_response(read_ec);
-    } else if (refusal) {
-      response = make_error(parser.get(), *refusal);
-      response.keep_alive(false);
+      buffer.commit(n);
+      empty_lines += skip_empty_lines(buffer);
+    }
+    if (gone) break;
+
+    Response response;
+    if (buffer.size() == 0) {
+      response = empty_lines_response();
+      linger = true;
     } else {
-      // A handler that throws must not take the session down without an answer (and without
-      // leaving the session list, which draining walks).
-      try {
-        response = co_await handler_(parser.get());
-      } catch (const std::exception& e) {
-        tb::log::error("request handler failed", {{"error", e.what()}});
-        response = make_error(parser.get(), ServeError{500, "internal_error",
-                                                       "the broker failed to answer this request; "
-                                                       "see its log",
-                                                       0s});
-        response.keep_alive(false);
+      RequestParser parser;
+      parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
+      const auto read_ec = co_await read_header(stream, buffer, parser, limits_.header_limit);
+      if (read_ec) {
+        if (is_disconnect(read_ec)) break;
+        response = parse_error_response(read_ec);
+        linger = true;
+      } else {
+        session.busy = true;
+        ++served;
+        if (refusal) {
+          response = make_error(parser.get(), *refusal);
+          response.keep_alive(false);
+        } else {
+          // A handler that throws must not take the session down without an answer (and
+          // without leaving the session list, which draining walks).
+          try {
+            response = co_await handler_(parser.get());
+          } catch (const std::exception& e) {
+            tb::log::error("request handler failed", {{"error", e.what()}});
+            response = make_error(parser.get(),
+                                  ServeError{500, "internal_error",
+                                             "the broker failed to answer this request; see its "
+                                             "log",
+                                             0s});
+            response.keep_alive(false);
+          }
+        }
+        // The request budget bounds what one connection can hold on to; the caller reconnects.
+        if (limits_.max_requests_per_connection != 0 &&
+            served >= limits_.max_requests_per_connection) {
+          response.keep_alive(false);
+        }
       }
     }
     if (draining_) response.keep_alive(false);
-    stream.expires_after(kWriteTimeout);
-    auto [write_ec, written] = co_await beast::http::async_write(stream, response, use_nothrow);
-    if (write_ec || !response.keep_alive()) break;
+    beast::error_code write_ec;
+    if (response.chunked()) {
+      stream.expires_after(kWriteTimeout);
+      auto [ec, written] = co_await beast::http::async_write(stream, response, use_nothrow);
+      write_ec = ec;
+    } else {
+      // Head and body in one buffer and one write: Beast's serializer costs more instructions
+      // than the rest of a cached-token request (serialize_response writes the same bytes).
+      serialize_response(response, output);
+      // Most responses fit into the socket's send buffer: one non-blocking write, without the
+      // round through the event loop and the write timer. What does not fit is written
+      // asynchronously, within the write timeout.
+      beast::error_code sync_ec;
+      const std::size_t sent = stream.socket().write_some(asio::buffer(output), sync_ec);
+      if (sync_ec && sync_ec != asio::error::would_block && sync_ec != asio::error::try_again) {
+        write_ec = sync_ec;
+      } else if (sent < output.size()) {
+        stream.expires_after(kWriteTimeout);
+        const auto rest = asio::buffer(output) + sent;
+        auto [ec, written] = co_await asio::async_write(stream, rest, use_nothrow);
+        write_ec = ec;
+      }
+    }
+    if (write_ec) {
+      linger = false;
+      break;
+    }
+    if (!response.keep_alive()) {
+      // Requests pipelined after this one are not answered; drop them rather than reset.
+      beast::error_code ignored;
+      if (buffer.size() > 0 || stream.socket().available(ignored) > 0) linger = true;
+      break;
+    }
   }
+  session.busy = false;
+  if (linger && !draining_) co_await discard_input(stream);
   beast::error_code ignored;
   stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
   stream.close();
   sessions_.erase(self);
+  --open_;
   if (metrics_ != nullptr) metrics_->connection_closed();
 }
 

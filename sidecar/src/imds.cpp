@@ -1,16 +1,20 @@
 #include "broker/imds.hpp"
 
 #include "broker/retry.hpp"
+#include "broker/source.hpp"
 
 #include "tb/http_client.hpp"
 
+#include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/parse.hpp>
 #include <boost/url/rfc/pchars.hpp>
 #include <boost/url/url.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <stdexcept>
@@ -81,6 +85,55 @@ std::string optional_string(const json& body, const char* name) {
   if (it->is_string()) return it->get<std::string>();
   if (it->is_number()) return it->dump();
   return {};
+}
+
+bool credential_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_';
+}
+
+/// A run of base64url characters and dots (a JWT is three such parts) that holds a credential.
+bool looks_like_credential(std::string_view run) {
+  if (auto head = run.find("eyJ");
+      head != std::string_view::npos && run.find('.', head) != std::string_view::npos) {
+    return true;
+  }
+  std::size_t start = 0;
+  while (start < run.size()) {
+    auto end = run.find('.', start);
+    if (end == std::string_view::npos) end = run.size();
+    const auto part = run.substr(start, end - start);
+    bool upper = false;
+    bool lower = false;
+    bool digit = false;
+    for (char c : part) {
+      const auto u = static_cast<unsigned char>(c);
+      upper = upper || std::isupper(u) != 0;
+      lower = lower || std::islower(u) != 0;
+      digit = digit || std::isdigit(u) != 0;
+    }
+    if (part.size() >= 32 && upper && lower && digit) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string redact_text(std::string_view text, std::size_t limit) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && out.size() < limit;) {
+    if (credential_char(text[i])) {
+      std::size_t end = i;
+      while (end < text.size() && (credential_char(text[end]) || text[end] == '.')) ++end;
+      const auto run = text.substr(i, end - i);
+      out += looks_like_credential(run) ? std::string("[redacted]") : std::string(run);
+      i = end;
+      continue;
+    }
+    const auto c = static_cast<unsigned char>(text[i]);
+    out += c < 0x20 || c == 0x7f ? ' ' : text[i];
+    ++i;
+  }
+  if (out.size() > limit) out.resize(limit);
+  return out;
 }
 
 }  // namespace
@@ -170,6 +223,12 @@ FetchResult parse_token_response(std::string_view body, SystemTime now) {
   return token;
 }
 
+FetchError redact_upstream_error(FetchError error) {
+  error.error = redact_text(error.error, 64);
+  error.description = redact_text(error.description, 300);
+  return error;
+}
+
 FetchError upstream_error(unsigned status, std::string_view body, std::string_view retry_after,
                           SystemTime now) {
   FetchError error{status, "upstream_http_" + std::to_string(status), {}, std::nullopt};
@@ -186,6 +245,42 @@ FetchError upstream_error(unsigned status, std::string_view body, std::string_vi
   if (error.description.size() > 300) error.description.resize(300);
   if (!retry_after.empty()) error.retry_after = parse_retry_after(retry_after, now);
   return error;
+}
+
+FetchError transport_error(const boost::system::error_code& ec, const std::string& url,
+                           std::chrono::milliseconds timeout, const std::string& host,
+                           const std::string& ca_file) {
+  if (ec == boost::beast::error::timeout) {
+    return FetchError{
+        0, "upstream_timeout",
+        "no answer from " + url + " within " + std::to_string(timeout.count()) + " ms",
+        std::nullopt};
+  }
+  if (tb::http::is_tls_error(ec)) {
+    return FetchError{
+        0, "upstream_tls_error",
+        "TLS with " + url + " failed: " + ec.message() + "; the server certificate must chain to " +
+            (ca_file.empty() ? std::string("the system CA bundle") : "--ca-file " + ca_file) +
+            " and name " + host,
+        std::nullopt};
+  }
+  // The request went out (or the connection was up): the upstream is there but broke off.
+  namespace http = boost::beast::http;
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+      ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset ||
+      ec == boost::asio::error::broken_pipe) {
+    return FetchError{
+        0, "upstream_connection_lost",
+        "the connection to " + url + " broke before the answer was complete: " + ec.message(),
+        std::nullopt};
+  }
+  if (ec.category() == make_error_code(http::error::body_limit).category()) {
+    return FetchError{0, "upstream_bad_response",
+                      "the answer from " + url + " is not usable HTTP: " + ec.message(),
+                      std::nullopt};
+  }
+  return FetchError{0, "upstream_unreachable", "cannot reach " + url + ": " + ec.message(),
+                    std::nullopt};
 }
 
 ImdsSource::ImdsSource(std::string endpoint, const Clock& clock)
@@ -216,15 +311,7 @@ boost::asio::awaitable<FetchResult> ImdsSource::fetch(const TokenKey& key,
   // Named arguments only: GCC 12 mishandles class temporaries that live across a co_await.
   const tb::http::Limits limits{timeout, kMaxUpstreamBody};
   auto response = co_await tb::http::async_request_tcp(host_, port_, std::move(request), limits);
-  if (!response) {
-    const auto& ec = response.error();
-    const bool timed_out = ec == boost::beast::error::timeout;
-    co_return FetchError{0, timed_out ? "upstream_timeout" : "upstream_unreachable",
-                         timed_out ? "no answer from " + endpoint_ + " within " +
-                                         std::to_string(timeout.count()) + " ms"
-                                   : "cannot reach " + endpoint_ + ": " + ec.message(),
-                         std::nullopt};
-  }
+  if (!response) co_return transport_error(response.error(), endpoint_, timeout);
   const auto status = response->result_int();
   if (status != 200) {
     co_return upstream_error(status, response->body(),

@@ -24,7 +24,7 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t kMaxUpstreamBody = 64 * 1024;
-constexpr std::size_t kMaxAssertion = 64 * 1024;
+constexpr std::size_t kMaxSecretFile = 64 * 1024;
 constexpr std::string_view kAssertionType =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -135,27 +135,35 @@ FetchError entra_error(unsigned status, std::string_view body, std::string_view 
   return error;
 }
 
-std::optional<std::string> read_federated_token(const std::string& path, std::string& error) {
+std::optional<std::string> read_secret_file(const std::string& path, std::string_view what,
+                                            std::string& error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    error = "cannot read AZURE_FEDERATED_TOKEN_FILE " + path + ": " + std::strerror(errno) +
-            "; is the projected service-account token volume mounted?";
+    error = "cannot read " + std::string(what) + " " + path + ": " + std::strerror(errno);
     return std::nullopt;
   }
-  std::string content(kMaxAssertion + 1, '\0');
+  std::string content(kMaxSecretFile + 1, '\0');
   in.read(content.data(), static_cast<std::streamsize>(content.size()));
   content.resize(static_cast<std::size_t>(in.gcount()));
-  if (content.size() > kMaxAssertion) {
-    error = "AZURE_FEDERATED_TOKEN_FILE " + path + " is larger than 64 KiB: not a token";
+  if (content.size() > kMaxSecretFile) {
+    error = std::string(what) + " " + path + " is larger than 64 KiB: not a secret";
     return std::nullopt;
   }
   const auto first = content.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) {
-    error = "AZURE_FEDERATED_TOKEN_FILE " + path + " is empty";
+    error = std::string(what) + " " + path + " is empty";
     return std::nullopt;
   }
   const auto last = content.find_last_not_of(" \t\r\n");
   return content.substr(first, last - first + 1);
+}
+
+std::optional<std::string> read_federated_token(const std::string& path, std::string& error) {
+  auto token = read_secret_file(path, "AZURE_FEDERATED_TOKEN_FILE", error);
+  if (!token && error.starts_with("cannot read")) {
+    error += "; is the projected service-account token volume mounted?";
+  }
+  return token;
 }
 
 WorkloadIdentitySource::WorkloadIdentitySource(WorkloadIdentitySettings settings,
@@ -220,24 +228,7 @@ boost::asio::awaitable<FetchResult> WorkloadIdentitySource::fetch(
   auto response = co_await tb::http::async_request_https(std::move(tls), host_, port_,
                                                          std::move(request), limits);
   if (!response) {
-    const auto& ec = response.error();
-    if (ec == boost::beast::error::timeout) {
-      co_return FetchError{
-          0, "upstream_timeout",
-          "no answer from " + token_url_ + " within " + std::to_string(timeout.count()) + " ms",
-          std::nullopt};
-    }
-    if (tb::http::is_tls_error(ec)) {
-      co_return FetchError{0, "upstream_tls_error",
-                           "TLS with " + host_ + ":" + port_ + " failed: " + ec.message() +
-                               "; the server certificate must chain to " +
-                               (settings_.ca_file.empty() ? std::string("the system CA bundle")
-                                                          : "--ca-file " + settings_.ca_file) +
-                               " and name " + host_,
-                           std::nullopt};
-    }
-    co_return FetchError{0, "upstream_unreachable",
-                         "cannot reach " + token_url_ + ": " + ec.message(), std::nullopt};
+    co_return transport_error(response.error(), token_url_, timeout, host_, settings_.ca_file);
   }
   const auto status = response->result_int();
   if (status != 200) {

@@ -131,6 +131,9 @@ if (process.argv.includes("--client")) {
     let broker;
     let listen; // "127.0.0.1:PORT"
     let identityHeader;
+    let emulatorPort;
+    // The emulator's own App Service route (--identity-header), to check it against the SDK.
+    const emulatorHeader = "emulator-app-service-header";
     const tokensSeen = [];
 
     before(async () => {
@@ -141,10 +144,10 @@ if (process.argv.includes("--client")) {
       const portFile = path.join(dir, "emulator.port");
       emulator = startProcess(
         process.env.IMDS_EMULATOR_BIN,
-        ["--listen", "127.0.0.1:0", "--port-file", portFile],
+        ["--listen", "127.0.0.1:0", "--port-file", portFile, "--identity-header", emulatorHeader],
         path.join(dir, "emulator.log"),
       );
-      const emulatorPort = await waitFor("the emulator's port", () =>
+      emulatorPort = await waitFor("the emulator's port", () =>
         fs.existsSync(portFile) ? fs.readFileSync(portFile, "utf8").trim() : null,
       );
       const brokerLog = path.join(dir, "broker.log");
@@ -249,6 +252,29 @@ if (process.argv.includes("--client")) {
         await sdkGetToken(env, { resourceId: RESOURCE_ID }),
         `&mi_res_id=${encodeURIComponent(RESOURCE_ID)}`,
       );
+    });
+
+    test("the emulator's App Service route satisfies the SDK, so the broker's app-service source is tested against a faithful stand-in", async () => {
+      const env = {
+        IDENTITY_ENDPOINT: `http://127.0.0.1:${emulatorPort}/msi/token`,
+        IDENTITY_HEADER: emulatorHeader,
+      };
+      for (const options of [{}, { clientId: CLIENT_ID }, { objectId: OBJECT_ID }, { resourceId: RESOURCE_ID }]) {
+        const result = await sdkGetToken(env, options);
+        assert.ok(result.ok, `getToken ${JSON.stringify(options)} failed: ${result.name}: ${result.message}`);
+        tokensSeen.push(result.token);
+        const claims = decodeClaims(result.token);
+        assert.equal(claims.aud, DATABASE);
+        assert.equal(claims.appid, CLIENT_ID);
+        assert.ok(result.expiresOnTimestamp > Date.now() + 3000 * 1000, "expires_on was read");
+      }
+      // An identity the emulator does not have is refused for each parameter: so the SDK's
+      // parameter names (client_id, principal_id, mi_res_id) are the ones the emulator reads.
+      const stranger = "99999999-9999-9999-9999-999999999999";
+      for (const options of [{ clientId: stranger }, { objectId: stranger }, { resourceId: `/subscriptions/${stranger}` }]) {
+        const result = await sdkGetToken(env, { ...options, retryOptions: { maxRetries: 0 } });
+        assert.equal(result.ok, false, `${JSON.stringify(options)} got a token`);
+      }
     });
 
     test("App Service style with a wrong IDENTITY_HEADER gets no token", async () => {

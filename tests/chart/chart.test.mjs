@@ -272,6 +272,8 @@ function checkScenario(name, expected, docs) {
     for (const c of spec.containers) assert.equal(c.restartPolicy, undefined);
   }
   assert.equal(flag(broker, "admin-listen"), `0.0.0.0:${broker.ports[0].containerPort}`);
+  // The socket's emptyDir is world-writable, which the broker refuses unless told it is shared.
+  assert.equal(flag(broker, "allow-shared-socket-dir"), "true", "broker --allow-shared-socket-dir");
   assert.equal(broker.ports[0].name, "broker-admin");
 
   // Identity.

@@ -299,5 +299,42 @@ TEST(Stats, CountRequestsResponsesResourcesAndInFlight) {
   EXPECT_EQ(get(emulator, kToken).status, 200U);  // the script is gone too
 }
 
+TEST(Calls, ListArrivalTimeAndDrawnStepOfEachRecordedJobUntilReset) {
+  Emulator emulator = make_emulator();
+  post(emulator, "/_emulator/faults", R"({"sequence":[{"status":429,"retry_after":"3"}]})");
+  for (int i = 0; i < 2; ++i) {
+    auto routed = emulator.dispatch(make_request(http::verb::get, kToken));
+    ASSERT_TRUE(std::holds_alternative<TokenJob>(routed));
+    emulator.record_call(std::get<TokenJob>(routed), kNow + std::chrono::milliseconds(1500 * i));
+  }
+  const json calls = json::parse(get(emulator, "/_emulator/calls").body);
+  EXPECT_EQ(calls, (json{{"calls",
+                          {{{"at_ms", 1'700'000'000'000},
+                            {"resource", "https://database.windows.net/"},
+                            {"client_id", kFirst.client_id},
+                            {"status", 429},
+                            {"action", "respond"}},
+                           {{"at_ms", 1'700'000'001'500},
+                            {"resource", "https://database.windows.net/"},
+                            {"client_id", kFirst.client_id},
+                            {"status", 200},
+                            {"action", "respond"}}}}}));
+  EXPECT_EQ(post(emulator, "/_emulator/calls", "").status, 405U);
+  post(emulator, "/_emulator/reset", "");
+  EXPECT_EQ(json::parse(get(emulator, "/_emulator/calls").body), (json{{"calls", json::array()}}));
+}
+
+TEST(Calls, KeepOnlyTheNewestMaxCalls) {
+  Emulator emulator = make_emulator();
+  auto routed = emulator.dispatch(make_request(http::verb::get, kToken));
+  const auto& job = std::get<TokenJob>(routed);
+  for (std::size_t i = 0; i < Emulator::kMaxCalls + 5; ++i) {
+    emulator.record_call(job, kNow + std::chrono::milliseconds(i));
+  }
+  const json calls = emulator.calls()["calls"];
+  ASSERT_EQ(calls.size(), Emulator::kMaxCalls);
+  EXPECT_EQ(calls.front()["at_ms"], 1'700'000'000'005);
+}
+
 }  // namespace
 }  // namespace imds_emulator

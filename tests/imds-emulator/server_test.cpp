@@ -139,5 +139,34 @@ TEST_F(ServerTest, StopEndsHangingConnections) {
   EXPECT_FALSE(hung.get());  // the client sees the connection close, not its own timeout
 }
 
+TEST_F(ServerTest, CallsListEveryValidTokenRequestWithItsArrivalTime) {
+  ASSERT_TRUE(request(http::verb::post, "/_emulator/faults",
+                      R"({"sequence":[{"status":503},{"action":"drop"}]})"));
+  const auto unix_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto before = unix_ms();
+  EXPECT_EQ(request(http::verb::get, kToken)->result_int(), 503U);
+  EXPECT_FALSE(request(http::verb::get, kToken));  // dropped, still listed
+  tb::http::Request no_metadata{http::verb::get, kToken, {}, {}};
+  EXPECT_EQ(tb::http::request_tcp("127.0.0.1", port_, std::move(no_metadata))->result_int(), 400U);
+  const auto after = unix_ms();
+
+  auto listed = request(http::verb::get, "/_emulator/calls");
+  ASSERT_TRUE(listed);
+  const json calls = json::parse(listed->body())["calls"];
+  ASSERT_EQ(calls.size(), 2U) << calls.dump();
+  EXPECT_EQ(calls[0]["status"], 503);
+  EXPECT_EQ(calls[1]["action"], "drop");
+  for (const auto& call : calls) {
+    EXPECT_EQ(call["resource"], "https://vault.azure.net");
+    EXPECT_GE(call["at_ms"].get<std::int64_t>(), before);
+    EXPECT_LE(call["at_ms"].get<std::int64_t>(), after);
+  }
+  EXPECT_LE(calls[0]["at_ms"], calls[1]["at_ms"]);
+}
+
 }  // namespace
 }  // namespace imds_emulator

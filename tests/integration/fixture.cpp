@@ -1,7 +1,5 @@
 #include "fixture.hpp"
 
-#include "jwt_peek.hpp"
-
 #include <filesystem>
 
 namespace integration {
@@ -30,6 +28,8 @@ void BrokerWithEmulator::start_broker(const std::vector<std::string>& extra) {
                                    "--retry-base-ms", "100",
                                    "--retry-max-ms",  "1000"};
   args.insert(args.end(), extra.begin(), extra.end());
+  // With --imds-listen the broker generates its App Service secret here (unless told otherwise).
+  test_support::leaks::note_secret_file("the identity header", dir_.file("identity-header"));
   broker_ = std::make_unique<Process>(TB_BROKER_BIN, args,
                                       Process::Options{{}, dir_.file("broker.log"), {}});
   ASSERT_TRUE(wait_until(
@@ -87,17 +87,10 @@ void BrokerWithEmulator::set_faults(const json& script) {
 }
 
 void BrokerWithEmulator::TearDown() {
+  // Stopped before the temp dir goes: the leak check reads the identity header file as the
+  // broker exits, and every output once the test has ended.
   if (broker_) broker_->stop();
   if (emulator_) emulator_->stop();
-  // No issued token, nor its signature, may reach any log line.
-  const std::string logs = broker_log() + emulator_log();
-  for (const auto& token : tokens_seen_) {
-    EXPECT_EQ(logs.find(token), std::string::npos) << "a token appears in the logs";
-    const auto signature = test_support::jwt_signature(token);
-    if (signature.size() > 16) {
-      EXPECT_EQ(logs.find(signature), std::string::npos) << "a token signature appears in the logs";
-    }
-  }
 }
 
 }  // namespace integration

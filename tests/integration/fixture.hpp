@@ -1,7 +1,9 @@
 #pragma once
-// An emulator and a broker as real processes in a temp dir, stopped by the test. TearDown checks
-// that no token the test saw appears in either process's output.
+// An emulator and a broker as real processes in a temp dir, stopped by the test. Their output is
+// checked for secrets when the test ends (tests/support/leak_check.hpp): every token the test got
+// and its signature, the identity header, and anything shaped like a token.
 
+#include "leak_check.hpp"
 #include "process.hpp"
 #include "tb/http_client.hpp"
 #include "temp_dir.hpp"
@@ -41,15 +43,13 @@ class BrokerWithEmulator : public ::testing::Test {
 
   json emulator_stats();
   void set_faults(const json& script);
-  void remember_token(const std::string& token) { tokens_seen_.push_back(token); }
+  /// A token (or other credential) that no output may contain.
+  void remember_token(const std::string& token) { test_support::leaks::note_token(token); }
 
   test_support::TempDir dir_;
   std::string emulator_port_;
   std::unique_ptr<Process> emulator_;
   std::unique_ptr<Process> broker_;
-
- private:
-  std::vector<std::string> tokens_seen_;
 };
 
 }  // namespace integration

@@ -1,10 +1,12 @@
 #include "broker/api.hpp"
 
 #include <gtest/gtest.h>
+#include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
 
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -650,6 +652,173 @@ TEST(ParseTokenRequest, ImdsRouteWithATrailingSlashIsTheImdsRoute) {
   const auto query = expect_query(parse_token_request(
       get("/metadata/identity/oauth2/token/?api-version=2018-02-01&resource=r", true), kOptions));
   EXPECT_EQ(query.shape, Shape::imds);
+}
+
+}  // namespace
+}  // namespace broker
+
+namespace broker {
+namespace {
+
+// ---- the fast path for "/v1/token?resource=…" and the general path agree ----
+
+/// The same request through the general path: a second (harmless) parameter keeps the query off
+/// the fast path.
+std::variant<TokenQuery, ServeError> general_path(std::string_view encoded_resource) {
+  return parse_token_request(
+      get("/v1/token?resource=" + std::string(encoded_resource) + "&min_validity=0"), kOptions);
+}
+
+TEST(ParseTokenRequestFastPath, AgreesWithTheGeneralPathOnEveryKindOfResourceValue) {
+  const std::vector<std::string> values = {
+      "https%3A%2F%2Fdatabase.windows.net%2F",
+      "https%3a%2f%2fdatabase.windows.net%2f",  // lower-case hex digits
+      "https://database.windows.net/",          // not on the fast path (':' and '/')
+      "abc-._~XYZ019",
+      "",
+      "%00",
+      "a%0Ab",
+      "%7F",
+      "%C3%A9",
+      "%2B",
+      "a+b",  // '+' is a space in a query: the general path only
+      "%zz",  // malformed escapes: the general path refuses them
+      "%4",
+      "%",
+      "a%2",
+      "a b",
+      "a\"b",
+      "a#frag",
+      std::string(1024, 'r'),
+      std::string(1025, 'r'),
+      std::string(1022, 'r') + "%41",
+      std::string(1023, 'r') + "%41",
+  };
+  for (const auto& value : values) {
+    SCOPED_TRACE(value);
+    const auto fast = parse_token_request(get("/v1/token?resource=" + value), kOptions);
+    const auto general = general_path(value);
+    ASSERT_EQ(fast.index(), general.index());
+    if (const auto* query = std::get_if<TokenQuery>(&fast)) {
+      const auto& other = std::get<TokenQuery>(general);
+      EXPECT_EQ(query->key, other.key);
+      EXPECT_EQ(query->shape, Shape::v1);
+      EXPECT_EQ(query->min_validity, other.min_validity);
+      EXPECT_EQ(query->wait, other.wait);
+    } else {
+      const auto& error = std::get<ServeError>(fast);
+      EXPECT_EQ(error.status, std::get<ServeError>(general).status);
+      EXPECT_EQ(error.description, std::get<ServeError>(general).description);
+    }
+  }
+}
+
+TEST(ParseTokenRequestFastPath, DecodesAndUsesTheDefaults) {
+  const ApiOptions options{Identity{Identity::Kind::client_id, "c"}, 120s, 3'000ms};
+  const auto query = expect_query(
+      parse_token_request(get("/v1/token?resource=https%3A%2F%2Fx.example%2F"), options));
+  EXPECT_EQ(query.key.resource, "https://x.example/");
+  EXPECT_EQ(query.key.identity, (Identity{Identity::Kind::client_id, "c"}));
+  EXPECT_EQ(query.min_validity, 120s);
+  EXPECT_EQ(query.wait, 3'000ms);
+  EXPECT_EQ(query.shape, Shape::v1);
+}
+
+TEST(ParseTokenRequestFastPath, OtherRoutesKeepTheirChecks) {
+  // Same query, IMDS route: still needs Metadata and api-version.
+  expect_bad_request(
+      parse_token_request(get("/metadata/identity/oauth2/token?resource=r"), kOptions));
+  const auto error = parse_token_request(get("/msi/token?resource=r"), kOptions);
+  ASSERT_TRUE(std::holds_alternative<ServeError>(error));
+}
+
+// ---- token_body: the exact bytes ----
+
+Token exact_token() {
+  Token token;
+  token.upstream.access_token = "tok";
+  token.access_token_json = R"("tok")";
+  token.upstream.token_type = "Bearer";
+  token.upstream.expires_on = 1'800'000'000;
+  token.upstream.resource = "https://r/";
+  token.expires_at = SteadyTime{} + 3000s;
+  return token;
+}
+
+TEST(TokenBodyBytes, V1) {
+  TokenQuery query;
+  EXPECT_EQ(token_body(exact_token(), query, SteadyTime{} + 500ms),
+            R"({"access_token":"tok","token_type":"Bearer","expires_on":1800000000,)"
+            R"("expires_in":2999,"resource":"https://r/"})");
+}
+
+TEST(TokenBodyBytes, Imds) {
+  auto token = exact_token();
+  token.upstream.client_id = "cid";
+  token.upstream.not_before = "1799996400";
+  token.upstream.ext_expires_in = "3599";
+  TokenQuery query;
+  query.shape = Shape::imds;
+  EXPECT_EQ(token_body(token, query, SteadyTime{}),
+            R"({"access_token":"tok","client_id":"cid","expires_in":"3000",)"
+            R"("expires_on":"1800000000","ext_expires_in":"3599","not_before":"1799996400",)"
+            R"("resource":"https://r/","token_type":"Bearer"})");
+  token.upstream.client_id.clear();
+  token.upstream.not_before.clear();
+  token.upstream.ext_expires_in = "x";
+  EXPECT_EQ(token_body(token, query, SteadyTime{}),
+            R"({"access_token":"tok","expires_in":"3000","expires_on":"1800000000",)"
+            R"("ext_expires_in":"3000","resource":"https://r/","token_type":"Bearer"})");
+}
+
+TEST(TokenBodyBytes, AppService) {
+  TokenQuery query;
+  query.shape = Shape::app_service;
+  EXPECT_EQ(token_body(exact_token(), query, SteadyTime{}),
+            R"({"access_token":"tok","expires_on":"1800000000","resource":"https://r/",)"
+            R"("token_type":"Bearer"})");
+  query.key.identity = Identity{Identity::Kind::client_id, "c\"1"};
+  EXPECT_EQ(token_body(exact_token(), query, SteadyTime{}),
+            R"({"access_token":"tok","expires_on":"1800000000","resource":"https://r/",)"
+            R"("token_type":"Bearer","client_id":"c\"1"})");
+}
+
+// ---- serialize_response: the bytes Beast's serializer writes ----
+
+std::string beast_bytes(const Response& response) {
+  std::ostringstream out;
+  out << response;
+  return out.str();
+}
+
+TEST(SerializeResponse, IsByteForByteWhatBeastWrites) {
+  std::vector<Response> responses;
+  Request keep{http::verb::get, "/v1/token", 11};
+  responses.push_back(make_response(keep, http::status::ok, R"({"access_token":"t"})"));
+  Request close11{http::verb::get, "/v1/token", 11};
+  close11.keep_alive(false);
+  responses.push_back(make_response(close11, http::status::ok, "{}"));
+  Request old{http::verb::get, "/v1/token", 10};
+  responses.push_back(make_response(old, http::status::ok, "{}"));
+  Request old_keep{http::verb::get, "/v1/token", 10};
+  old_keep.keep_alive(true);
+  responses.push_back(make_response(old_keep, http::status::ok, "{}"));
+  responses.push_back(make_error(keep, ServeError{503, "token_unavailable", "wait", 7s}));
+  auto closed = make_error(keep, ServeError{431, "too_big", "x", 0s});
+  closed.keep_alive(false);
+  responses.push_back(closed);
+  auto not_allowed = make_error(keep, ServeError{405, "method_not_allowed", "GET", 0s});
+  not_allowed.set(http::field::allow, "GET");
+  responses.push_back(not_allowed);
+  auto custom = make_response(keep, http::status::ok, "");
+  custom.reason("Fine");
+  custom.set("X-Custom", "v");
+  responses.push_back(custom);
+  std::string out = "left over from the previous response";
+  for (const auto& response : responses) {
+    serialize_response(response, out);
+    EXPECT_EQ(out, beast_bytes(response));
+  }
 }
 
 }  // namespace

@@ -328,6 +328,59 @@ TEST_F(TokenCacheTest, DeadlineWhileTheFirstCallIsStillRunningSaysSo) {
   EXPECT_NE(error.description.find("in progress"), std::string::npos) << error.description;
 }
 
+TEST_F(TokenCacheTest, DeadlineWhileAnAttemptHangsSaysHowLongItHasGoneUnanswered) {
+  CacheOptions options = fast_options();
+  options.attempt_timeout = 2500ms;
+  make_cache(options);
+  source_.hold();
+  source_.always(upstream_token("t1", 3600s, clock_));
+  auto pending = start_get(kSql, 60s, 100ms);
+  advance_clock_after(30ms, 1200ms);
+  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
+  const auto error = expect_error(*pending);
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_NE(error.description.find("still in progress: no answer after 1.2 s "
+                                   "(an attempt may take up to 2.5 s)"),
+            std::string::npos)
+      << error.description;
+}
+
+TEST_F(TokenCacheTest, DeadlineWhileARetryHangsNamesTheLastFailureAndTheRunningAttempt) {
+  source_.hold();
+  source_.then(upstream_failure(503, "IMDS is busy"));
+  source_.then(upstream_token("t1", 3600s, clock_));
+  auto pending = start_get(kSql, 60s, 200ms);
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 1; }));
+  source_.release();  // the first attempt answers 503; the second one hangs
+  ASSERT_TRUE(run_until(io_, [&] { return source_.calls() == 2 && source_.held() == 1; }));
+  clock_.advance(1s);
+  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
+  const auto error = expect_error(*pending);
+  EXPECT_NE(error.description.find("last upstream attempt failed: HTTP 503"), std::string::npos)
+      << error.description;
+  EXPECT_NE(error.description.find("; attempt 2 is in progress: no answer after 1.0 s"),
+            std::string::npos)
+      << error.description;
+}
+
+TEST_F(TokenCacheTest, DeadlineWhileQueuedForAnUpstreamSlotSaysSo) {
+  CacheOptions options = fast_options();
+  options.upstream_concurrency = 1;
+  make_cache(options);
+  source_.hold();
+  source_.always(upstream_token("t1", 3600s, clock_));
+  auto busy = start_get(kSql, 60s, 10s);
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 1; }));
+  auto queued = start_get(kVault, 60s, 100ms);
+  advance_clock_after(30ms, 1s);
+  ASSERT_TRUE(run_until(io_, [&] { return queued->done(); }));
+  const auto error = expect_error(*queued);
+  EXPECT_NE(error.description.find("waiting for a free upstream slot (all 1 busy)"),
+            std::string::npos)
+      << error.description;
+  EXPECT_EQ(source_.calls(), 1);
+}
+
 TEST_F(TokenCacheTest, TimeoutRetryAfterReflectsTheUpstreamsRetryAfter) {
   source_.always(upstream_failure(429, "throttled", 20'000ms));
   auto pending = start_get(kSql, 60s, 100ms);
@@ -337,6 +390,56 @@ TEST_F(TokenCacheTest, TimeoutRetryAfterReflectsTheUpstreamsRetryAfter) {
   EXPECT_EQ(error.status, 503u);
   EXPECT_EQ(error.retry_after, 19s);
   EXPECT_EQ(source_.calls(), 1) << "Retry-After: 20 must hold the next attempt back";
+}
+
+TEST_F(TokenCacheTest, RetryAfterArrivingAfterTheCallerLeftStillHoldsBackTheNextCaller) {
+  // The caller gives up while the upstream call is still running; the upstream then answers 429
+  // with Retry-After: 20. Nobody waits, but the next caller must not trigger a call before then.
+  source_.hold();
+  source_.always(upstream_failure(429, "throttled", 20'000ms));
+  auto gone = start_get(kSql, 60s, 100ms);
+  advance_clock_after(30ms, 1s);
+  ASSERT_TRUE(run_until(io_, [&] { return gone->done(); }));
+  EXPECT_EQ(expect_error(*gone).status, 503u);
+  source_.hold(false);
+  source_.release();
+  run_for(io_, 20ms);
+  ASSERT_EQ(source_.calls(), 1);
+
+  auto next = start_get(kSql, 60s, 100ms);
+  advance_clock_after(30ms, 1s);
+  ASSERT_TRUE(run_until(io_, [&] { return next->done(); }));
+  const auto error = expect_error(*next);
+  EXPECT_EQ(error.status, 503u);
+  EXPECT_NE(error.description.find("HTTP 429"), std::string::npos) << error.description;
+  EXPECT_GE(error.retry_after, 18s);
+  EXPECT_EQ(source_.calls(), 1) << "Retry-After: 20 binds every later caller too";
+}
+
+TEST_F(TokenCacheTest, GoneWhileImdsUpgradesIsRetriedForTheWholeSeventySecondBudget) {
+  // IMDS answers 410 while it is being upgraded, for up to 70 s. A caller willing to wait 80 s
+  // keeps waiting through it (410 is not a fail-fast error) and gets the token when IMDS is back.
+  source_.always(upstream_failure(410, "IMDS is being upgraded"));
+  const auto started = clock_.steady_now();
+  auto pending = start_get(kSql, 60s, 80s);
+  int seen = 0;
+  // The backoff is a few real milliseconds here; the fake clock moves 5 s per round instead.
+  while (clock_.steady_now() - started < 75s) {
+    ASSERT_TRUE(run_until(io_, [&] { return source_.calls() > seen; }))
+        << "the cache stopped calling the upstream after " << seen << " 410s";
+    seen = source_.calls();
+    ASSERT_FALSE(pending->done()) << "gave up after " << seen << " 410s";
+    clock_.advance(5s);
+  }
+  EXPECT_GE(seen, 15);
+  const auto status = status_of(kSql);
+  ASSERT_TRUE(status);
+  EXPECT_NE(status->last_error.find("HTTP 410"), std::string::npos) << status->last_error;
+  source_.always(upstream_token("t1", 3600s, clock_));
+  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
+  const auto token = expect_token(*pending);
+  ASSERT_NE(token, nullptr);
+  EXPECT_EQ(token->upstream.access_token, "t1");
 }
 
 // ---- refresh, stale serving ----

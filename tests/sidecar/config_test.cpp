@@ -296,16 +296,51 @@ TEST(ParseConfig, WorkloadIdentityRefusesAPlainHttpAuthority) {
   expect_error_naming({}, "AZURE_AUTHORITY_HOST", env);
 }
 
-TEST(ParseConfig, UnknownSourceIsRefused) {
-  expect_error_naming({"--source", "app-service"}, "--source");
+TEST(ParseConfig, UnknownSourceIsRefused) { expect_error_naming({"--source", "nmi"}, "--source"); }
+
+const std::map<std::string, std::string> kAppServiceEnv = {
+    {"IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"}, {"IDENTITY_HEADER", "h-1"}};
+
+TEST(ParseConfig, AutoSourcePicksAppServiceWhenIdentityEndpointIsSet) {
+  const auto config = parse_ok({"--source", "auto"}, kAppServiceEnv);
+  EXPECT_EQ(config.source, "app-service");
+  EXPECT_NE(config.source_reason.find("IDENTITY_ENDPOINT"), std::string::npos);
+  EXPECT_EQ(config.app_service.endpoint, "http://127.0.0.1:41741/msi/token");
+  EXPECT_EQ(config.app_service.identity_header, "h-1");
+  EXPECT_TRUE(config.app_service.identity_header_file.empty());
 }
 
-TEST(ParseConfig, AutoSourceWithAppServiceEnvironmentIsAClearError) {
-  const auto outcome =
-      parse({"--source", "auto"}, {{"IDENTITY_ENDPOINT", "http://127.0.0.1:41741/msi/token"}});
+TEST(ParseConfig, AppServiceReadsTheHeaderFileAndCaFile) {
+  const auto config = parse_ok({"--source", "app-service", "--ca-file", "/etc/ca.pem"},
+                               {{"IDENTITY_ENDPOINT", "https://localhost:42356/msi/token"},
+                                {"IDENTITY_HEADER_FILE", "/var/run/identity-header"}});
+  EXPECT_EQ(config.source_reason, "--source app-service");
+  EXPECT_EQ(config.app_service.identity_header_file, "/var/run/identity-header");
+  EXPECT_EQ(config.app_service.ca_file, "/etc/ca.pem");
+}
+
+TEST(ParseConfig, AppServiceNeedsTheEndpointAndAHeader) {
+  for (const auto& env : std::vector<std::map<std::string, std::string>>{
+           {},
+           {{"IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi/token"}},
+           {{"IDENTITY_HEADER", "h"}}}) {
+    const auto outcome = parse({"--source", "app-service"}, env);
+    EXPECT_FALSE(outcome.config);
+    EXPECT_NE(outcome.error.find("IDENTITY_ENDPOINT and IDENTITY_HEADER"), std::string::npos)
+        << outcome.error;
+  }
+}
+
+TEST(ParseConfig, AppServiceRefusesABadEndpointOrHeader) {
+  auto env = kAppServiceEnv;
+  env["IDENTITY_ENDPOINT"] = "ftp://127.0.0.1/msi/token";
+  expect_error_naming({}, "IDENTITY_ENDPOINT", env);
+  env = kAppServiceEnv;
+  env["IDENTITY_HEADER"] = "line\r\nX-Injected: 1";
+  const auto outcome = parse({}, env);
   EXPECT_FALSE(outcome.config);
-  EXPECT_NE(outcome.error.find("IDENTITY_ENDPOINT"), std::string::npos) << outcome.error;
-  EXPECT_NE(outcome.error.find("--source imds"), std::string::npos) << outcome.error;
+  EXPECT_NE(outcome.error.find("IDENTITY_HEADER holds characters"), std::string::npos);
+  EXPECT_EQ(outcome.error.find("X-Injected"), std::string::npos) << "the secret is not echoed";
 }
 
 TEST(ParseConfig, AutoSourceIgnoresEmptyPlatformVariables) {
@@ -479,6 +514,28 @@ TEST(IsLoopbackAddress, KnowsTheLoopbackRanges) {
   EXPECT_FALSE(is_loopback_address("128.0.0.1"));
   EXPECT_FALSE(is_loopback_address("localhost"));
   EXPECT_FALSE(is_loopback_address(""));
+}
+
+}  // namespace
+}  // namespace broker
+
+namespace broker {
+namespace {
+
+TEST(ParseConfig, UrlsWithAnEmptyPortAreRefused) {
+  // "http://127.0.0.1:" is what a script makes of "http://127.0.0.1:$PORT" with PORT unset.
+  const auto imds = parse_config({"--imds-endpoint", "http://127.0.0.1:"},
+                                 [](const std::string&) { return std::optional<std::string>(); });
+  EXPECT_FALSE(imds.config);
+  EXPECT_NE(imds.error.find("--imds-endpoint"), std::string::npos) << imds.error;
+  const auto app_service = parse_config({"--source", "app-service"}, [](const std::string& name) {
+    if (name == "IDENTITY_ENDPOINT")
+      return std::optional<std::string>("http://127.0.0.1:/msi/token");
+    if (name == "IDENTITY_HEADER") return std::optional<std::string>("h");
+    return std::optional<std::string>();
+  });
+  EXPECT_FALSE(app_service.config);
+  EXPECT_NE(app_service.error.find("IDENTITY_ENDPOINT"), std::string::npos) << app_service.error;
 }
 
 }  // namespace

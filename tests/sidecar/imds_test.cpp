@@ -3,6 +3,9 @@
 #include "fakes.hpp"
 
 #include <gtest/gtest.h>
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/url/parse.hpp>
 
 #include <chrono>
@@ -391,6 +394,49 @@ TEST(UpstreamError, UnparseableRetryAfterIsDropped) {
   EXPECT_FALSE(upstream_error(429, "", "later", kNow).retry_after);
 }
 
+// ---- transport_error ----
+
+TEST(TransportError, RefusedConnectionSaysTheUpstreamCannotBeReached) {
+  const auto error = transport_error(boost::asio::error::connection_refused, "http://h:1", 1000ms);
+  EXPECT_EQ(error.status, 0u);
+  EXPECT_EQ(error.error, "upstream_unreachable");
+  EXPECT_EQ(error.description.rfind("cannot reach http://h:1: ", 0), 0u) << error.description;
+}
+
+TEST(TransportError, TimeoutNamesTheAttemptTimeout) {
+  const auto error = transport_error(boost::beast::error::timeout, "http://h:1", 2000ms);
+  EXPECT_EQ(error.error, "upstream_timeout");
+  EXPECT_EQ(error.description, "no answer from http://h:1 within 2000 ms");
+}
+
+TEST(TransportError, ResetOrCloseMidAnswerSaysTheConnectionBrokeNotThatItIsUnreachable) {
+  for (const boost::system::error_code ec :
+       {make_error_code(boost::asio::error::connection_reset),
+        make_error_code(boost::beast::http::error::partial_message),
+        make_error_code(boost::beast::http::error::end_of_stream),
+        make_error_code(boost::asio::error::eof)}) {
+    const auto error = transport_error(ec, "http://h:1", 1000ms);
+    EXPECT_EQ(error.error, "upstream_connection_lost") << ec.message();
+    EXPECT_EQ(error.description.rfind("the connection to http://h:1 broke before the answer was "
+                                      "complete: ",
+                                      0),
+              0u)
+        << error.description;
+  }
+}
+
+TEST(TransportError, InvalidOrOversizedHttpIsABadResponse) {
+  for (const boost::system::error_code ec :
+       {make_error_code(boost::beast::http::error::bad_version),
+        make_error_code(boost::beast::http::error::body_limit)}) {
+    const auto error = transport_error(ec, "http://h:1", 1000ms);
+    EXPECT_EQ(error.error, "upstream_bad_response") << ec.message();
+    EXPECT_NE(error.description.find("the answer from http://h:1 is not usable HTTP"),
+              std::string::npos)
+        << error.description;
+  }
+}
+
 // ---- ImdsSource construction ----
 
 TEST(ImdsSource, AcceptsHttpEndpoints) {
@@ -406,6 +452,33 @@ TEST(ImdsSource, RejectsUnusableEndpointsWithAnException) {
        {"", "169.254.169.254", "https://169.254.169.254", "http://h/?q=1", "http://user@h/"}) {
     EXPECT_THROW(ImdsSource(endpoint, clock), std::invalid_argument) << endpoint;
   }
+}
+
+}  // namespace
+}  // namespace broker
+
+namespace broker {
+namespace {
+
+TEST(RedactUpstreamError, TokensAndLongSecretsAreReplacedAndFieldsBounded) {
+  const std::string jwt =
+      "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL3gifQ.c2lnbmF0dXJlLXBhcnQtdGhhdC1pcy1sb25n";
+  FetchError error{400, "bad_" + std::string(200, 'x'),
+                   "token " + jwt + " and secret Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c\r\nnext",
+                   std::nullopt};
+  const auto redacted = redact_upstream_error(error);
+  EXPECT_EQ(redacted.description.find("eyJ"), std::string::npos) << redacted.description;
+  EXPECT_EQ(redacted.description.find("Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7c"), std::string::npos);
+  EXPECT_NE(redacted.description.find("[redacted]"), std::string::npos);
+  EXPECT_EQ(redacted.description.find_first_of("\r\n"), std::string::npos);
+  EXPECT_LE(redacted.error.size(), 64U);
+  EXPECT_EQ(redacted.status, 400U);
+  // Ordinary words, UUIDs and URLs stay readable.
+  FetchError plain{404, "not_found",
+                   "Identity 11111111-1111-1111-1111-111111111111 not found at "
+                   "http://169.254.169.254/metadata/identity/oauth2/token",
+                   std::nullopt};
+  EXPECT_EQ(redact_upstream_error(plain).description, plain.description);
 }
 
 }  // namespace

@@ -110,6 +110,10 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     {{- end }}
     - --socket={{ include "todo.broker.socket" . }}
     - --socket-mode={{ .Values.broker.socketMode }}
+    # An emptyDir is world-writable (with fsGroup: 2777), which the broker refuses by default. It
+    # is shared with this pod's containers only, which the socket's mode and the uid/gid
+    # allow-list then tell apart.
+    - --allow-shared-socket-dir=true
     {{- with .Values.broker.allowUids }}
     - --allow-uids={{ join "," . }}
     {{- end }}

@@ -67,6 +67,11 @@ std::string error_body(std::string_view error, std::string_view description);
 Response make_response(const Request& request, http::status status, std::string body);
 Response make_error(const Request& request, const ServeError& error);
 
+/// `response` as it goes on the wire (status line, header fields, empty line, body) into `out`,
+/// replacing its content: the bytes Beast's serializer writes for a response with a
+/// Content-Length (not for a chunked one).
+void serialize_response(const Response& response, std::string& out);
+
 /// True when `given` equals `expected`, in time that does not depend on where they differ (both
 /// are hashed first, so not on their lengths either).
 bool secret_equals(std::string_view given, std::string_view expected);

@@ -25,8 +25,14 @@ struct Config {
   /// --source workload-identity: the AZURE_* variables and --ca-file (ca_file also applies to
   /// nothing else).
   WorkloadIdentitySettings workload_identity;
+  /// --source app-service: IDENTITY_ENDPOINT, IDENTITY_HEADER, IDENTITY_HEADER_FILE (and
+  /// --ca-file for an https:// endpoint).
+  AppServiceSettings app_service;
   std::string socket_path = "/var/run/token-broker/broker.sock";
   mode_t socket_mode = 0660;
+  /// Serve from a socket directory that group or others may write to (e.g. a Kubernetes emptyDir
+  /// shared only by the pod's containers); refused at start otherwise.
+  bool allow_shared_socket_dir = false;
   /// Callers allowed on the socket (SO_PEERCRED). Unset: the broker's own uid / the socket
   /// file's group.
   std::optional<std::vector<unsigned>> allow_uids;
@@ -53,6 +59,8 @@ struct Config {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds header_timeout{10};
   std::size_t max_connections = 1024;
+  std::size_t max_header_bytes = 8 * 1024;         ///< request line + headers
+  std::size_t max_requests_per_connection = 1000;  ///< 0: no limit
   tb::log::Format log_format = tb::log::Format::json;
   spdlog::level::level_enum log_level = spdlog::level::info;
 };

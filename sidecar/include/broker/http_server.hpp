@@ -1,7 +1,8 @@
 #pragma once
-// An HTTP/1.1 keep-alive server over a Unix socket or TCP. Every connection is one coroutine
-// with an idle timeout, a header timeout and a header size limit; request bodies are refused.
-// Runs on one thread; the request logic is the injected handler.
+// An HTTP/1.1 keep-alive server over a Unix socket or TCP, hardened against hostile local
+// callers: every connection is one coroutine with a header timeout, an idle timeout, a header
+// size limit and a request budget; request bodies are refused; connections beyond the limit get
+// a short 503 and are closed. Runs on one thread; the request logic is the injected handler.
 
 #include "broker/api.hpp"
 #include "broker/metrics.hpp"
@@ -12,6 +13,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <optional>
@@ -20,10 +22,18 @@
 namespace broker {
 
 struct ServerLimits {
+  /// Request line + headers, in bytes; more is answered 431 and the connection closed.
   std::size_t header_limit = 8 * 1024;
+  /// Time to send a request's headers: for a new connection counted from the accept (a caller
+  /// that connects and sends nothing holds its slot that long), for a kept-alive one from the
+  /// request's first byte.
   std::chrono::seconds header_timeout{10};
+  /// A kept-alive connection waiting for its next request is closed after this long.
   std::chrono::seconds idle_timeout{60};
+  /// Connections open at once; more are answered 503 (Connection: close) without being read.
   std::size_t max_connections = 1024;
+  /// Requests served on one connection; the last response says Connection: close. 0: no limit.
+  std::size_t max_requests_per_connection = 1000;
 };
 
 using Handler = std::function<boost::asio::awaitable<Response>(const Request&)>;
@@ -43,19 +53,36 @@ class HttpServer {
   void start();
   /// Stops accepting, closes idle connections and lets busy ones finish their response.
   void drain();
-  std::size_t connections() const { return sessions_.size(); }
+  /// Connections open now (including ones being closed).
+  std::size_t connections() const { return open_; }
 
  private:
   struct Session;
+  /// A log line for an event that may come in floods: at most one per interval, with how many
+  /// times the event happened since the last line.
+  struct Throttled {
+    std::chrono::steady_clock::time_point last{};
+    std::uint64_t unlogged = 0;
+    /// Counts one event; the count to log when a line is due.
+    std::optional<std::uint64_t> count();
+    /// The events not logged yet, when a line is due.
+    std::optional<std::uint64_t> leftover();
+  };
+
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve(typename Protocol::socket socket);
+  void refuse(typename Protocol::socket& socket);
 
   Acceptor acceptor_;
   Handler handler_;
   ServerLimits limits_;
   Metrics* metrics_;
   Admission admission_;
+  std::string busy_response_;  ///< the 503 sent to connections beyond max_connections
   std::list<Session*> sessions_;
+  std::size_t open_ = 0;
+  Throttled refused_log_;
+  Throttled accept_error_log_;
   bool draining_ = false;
 };
 

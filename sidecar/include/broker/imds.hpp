@@ -23,6 +23,13 @@ FetchResult parse_token_response(std::string_view body, SystemTime now);
 FetchError upstream_error(unsigned status, std::string_view body, std::string_view retry_after,
                           SystemTime now);
 
+/// The FetchError for an exchange with `url` that failed below HTTP: a timeout, a TLS failure
+/// (names what the certificate must chain to — `ca_file`, or the system bundle when empty — and
+/// the `host` it must name), or an unreachable endpoint.
+FetchError transport_error(const boost::system::error_code& ec, const std::string& url,
+                           std::chrono::milliseconds timeout, const std::string& host = {},
+                           const std::string& ca_file = {});
+
 class ImdsSource final : public Source {
  public:
   /// `endpoint` like "http://169.254.169.254" (http only, as IMDS and NMI are).

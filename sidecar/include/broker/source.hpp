@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,29 @@ struct WorkloadIdentitySettings {
   std::string federated_token_file;  ///< AZURE_FEDERATED_TOKEN_FILE, re-read for every exchange
   std::string ca_file;               ///< empty: the system CA bundle
 };
+
+/// Settings of the App Service source (the variables App Service, Functions and Container Apps
+/// set: IDENTITY_ENDPOINT, IDENTITY_HEADER; IDENTITY_HEADER_FILE is ours).
+struct AppServiceSettings {
+  std::string endpoint;         ///< IDENTITY_ENDPOINT, e.g. http://127.0.0.1:41741/msi/token
+  std::string identity_header;  ///< IDENTITY_HEADER: read once, at start
+  /// IDENTITY_HEADER_FILE: when set, the header is read from this file for every call instead,
+  /// so that a rotated secret needs no restart.
+  std::string identity_header_file;
+  std::string ca_file;  ///< for an https:// endpoint; empty: the system CA bundle
+};
+
+/// Reads a small secret file (a token, a header value): trimmed of surrounding whitespace; nullopt
+/// with `error` set, naming `what` and the path, when it is missing, unreadable, empty or larger
+/// than 64 KiB.
+std::optional<std::string> read_secret_file(const std::string& path, std::string_view what,
+                                            std::string& error);
+
+/// An upstream's error made fit for logs, /readyz and callers' errors: in `error` and
+/// `description`, anything shaped like a credential (a JWT, or a run of 32 or more base64url
+/// characters with upper case, lower case and digits, such as a signature) becomes "[redacted]",
+/// control characters become spaces, and `error` is cut at 64 bytes, `description` at 300.
+FetchError redact_upstream_error(FetchError error);
 
 class Source {
  public:

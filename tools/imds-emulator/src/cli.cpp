@@ -127,11 +127,11 @@ std::optional<FederatedClient> parse_federated_client(std::string_view text, std
 }
 
 CommandLine parse_command_line(const std::vector<std::string_view>& args) {
-  static constexpr std::array<std::string_view, 15> kValued{
-      "--listen",    "--port-file",     "--identity",        "--lifetime",
-      "--tenant",    "--issuer",        "--public-key-out",  "--log-format",
-      "--log-level", "--entra-listen",  "--entra-port-file", "--tls-cert",
-      "--tls-key",   "--sa-issuer-key", "--federated-client"};
+  static constexpr std::array<std::string_view, 16> kValued{
+      "--listen",    "--port-file",     "--identity",         "--lifetime",
+      "--tenant",    "--issuer",        "--public-key-out",   "--log-format",
+      "--log-level", "--entra-listen",  "--entra-port-file",  "--tls-cert",
+      "--tls-key",   "--sa-issuer-key", "--federated-client", "--identity-header"};
   CommandLine result;
   Options options;
   auto fail = [&](std::string_view flag, const std::string& reason) {
@@ -175,6 +175,9 @@ CommandLine parse_command_line(const std::vector<std::string_view>& args) {
        : flag == "--tls-cert"      ? options.tls_cert
        : flag == "--tls-key"       ? options.tls_key
                                    : options.sa_issuer_key) = value;
+    } else if (flag == "--identity-header") {
+      if (value.empty()) return fail(flag, "must not be empty");
+      options.config.identity_header = value;
     } else if (flag == "--federated-client") {
       auto client = parse_federated_client(value, error);
       if (!client) return fail(flag, error);
@@ -268,6 +271,9 @@ Usage: imds-emulator [flags]   (flags take "--flag VALUE" or "--flag=VALUE")
   --tenant ID            tenant id for the tid claim (default 72f988bf-0000-0000-0000-000000000000).
   --issuer URL           iss claim (default https://sts.windows.net/{tenant}/).
   --public-key-out PATH  write the signing public key as PEM (SubjectPublicKeyInfo) at start.
+  --identity-header SECRET
+                         also serve App Service's managed-identity route, GET /msi/token
+                         (api-version 2019-08-01), to callers that send X-IDENTITY-HEADER: SECRET.
   --entra-listen HOST:PORT
                          also serve an Entra-like token endpoint over TLS:
                          POST /{tenant}/oauth2/v2.0/token (client credentials with a federated
@@ -285,9 +291,10 @@ Usage: imds-emulator [flags]   (flags take "--flag VALUE" or "--flag=VALUE")
   --help                 show this text.
 
 A fresh RSA-2048 key is generated at every start. Routes: GET /metadata/identity/oauth2/token,
+GET /msi/token (with --identity-header),
 GET /_emulator/jwks (also /.well-known/jwks.json), POST /_emulator/faults,
-GET /_emulator/stats, POST /_emulator/reset (and with --entra-listen, over TLS:
-POST /{tenant}/oauth2/v2.0/token; faults apply to both token routes). See tools/imds-emulator/README.md.
+GET /_emulator/stats, GET /_emulator/calls, POST /_emulator/reset (and with --entra-listen, over TLS:
+POST /{tenant}/oauth2/v2.0/token; faults apply to every token route). See tools/imds-emulator/README.md.
 Exit codes: 0 after SIGINT/SIGTERM, 2 for bad flags or a start-up failure a flag caused,
 1 for other start-up failures.
 )";

@@ -249,6 +249,70 @@ std::optional<Reply> check_client_assertion(const EntraCall& call, EVP_PKEY* key
   return std::nullopt;
 }
 
+Reply app_service_error_reply(unsigned status, std::string_view message) {
+  Reply reply = json_reply(
+      {{"statusCode", status}, {"message", message}, {"correlationId", random_base64url(12)}});
+  reply.status = status;
+  return reply;
+}
+
+std::variant<TokenCall, Reply> validate_app_service_request(const Request& request,
+                                                            std::string_view identity_header,
+                                                            std::span<const Identity> identities) {
+  const auto given = request["X-IDENTITY-HEADER"];
+  if (given.empty()) {
+    return app_service_error_reply(400, "Required header X-IDENTITY-HEADER not specified");
+  }
+  if (identity_header.empty() || given != identity_header) {
+    return app_service_error_reply(401, "Unauthorized: X-IDENTITY-HEADER does not match");
+  }
+  auto url = boost::urls::parse_origin_form(request.target());
+  if (!url) return app_service_error_reply(400, "Malformed request target");
+  const auto params = url->params();
+  auto value_of = [&](std::string_view key) -> std::string {
+    auto it = params.find(key);
+    return it == params.end() ? std::string() : std::string((*it).value);
+  };
+  if (value_of("api-version") != kAppServiceApiVersion) {
+    return app_service_error_reply(400, "The HTTP resource does not support the API version '" +
+                                            value_of("api-version") + "'; use " +
+                                            std::string(kAppServiceApiVersion));
+  }
+  TokenCall call;
+  call.resource = value_of("resource");
+  if (call.resource.empty()) {
+    return app_service_error_reply(400, "Required query variable 'resource' is missing");
+  }
+  // App Service 2019-08-01 names a user-assigned identity by client_id, principal_id (the
+  // object id) or mi_res_id; MSAL (and so @azure/identity) sends object_id instead of
+  // principal_id, which App Service accepts too.
+  const Identity* found = identities.empty() ? nullptr : &identities.front();
+  int selectors = 0;
+  for (const auto& param : params) {
+    std::string Identity::*field = nullptr;
+    if (param.key == "client_id") field = &Identity::client_id;
+    if (param.key == "principal_id" || param.key == "object_id") field = &Identity::object_id;
+    if (param.key == "mi_res_id") field = &Identity::mi_res_id;
+    if (field == nullptr) continue;
+    if (++selectors > 1) {
+      return app_service_error_reply(400,
+                                     "Only one of client_id, principal_id (object_id) or "
+                                     "mi_res_id may be given");
+    }
+    auto it = std::find_if(identities.begin(), identities.end(), [&](const Identity& identity) {
+      return !param.value.empty() && iequals(identity.*field, param.value);
+    });
+    found = it == identities.end() ? nullptr : &*it;
+  }
+  if (found == nullptr) {
+    return app_service_error_reply(400,
+                                   "No managed identity found for the specified ClientId/"
+                                   "PrincipalId/ResourceId");
+  }
+  call.identity = *found;
+  return call;
+}
+
 Identity default_identity() {
   return {"11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222",
           "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/dev/providers/"
@@ -294,12 +358,33 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
     ++by_resource_[job.call.resource];
     return job;
   }
+  if (path == kAppServicePath && !config_.identity_header.empty()) {
+    ++token_requests_;
+    auto checked =
+        method == http::verb::get
+            ? validate_app_service_request(request, config_.identity_header, config_.identities)
+            : std::variant<TokenCall, Reply>(method_not_allowed(http::verb::get));
+    if (auto* reply = std::get_if<Reply>(&checked)) {
+      const json body = json::parse(reply->body);
+      reply->log = {
+          {"route", kAppServicePath},
+          {"error", body.contains("message") ? body.at("message") : body.at("error_description")}};
+      return count(std::move(*reply));
+    }
+    TokenJob job{std::move(std::get<TokenCall>(checked)), faults_.next()};
+    job.app_service = true;
+    ++by_resource_[job.call.resource];
+    return job;
+  }
   if (path == "/_emulator/jwks" || path == "/.well-known/jwks.json") {
     return method == http::verb::get ? json_reply(signer_.jwks())
                                      : method_not_allowed(http::verb::get);
   }
   if (path == "/_emulator/stats") {
     return method == http::verb::get ? json_reply(stats()) : method_not_allowed(http::verb::get);
+  }
+  if (path == "/_emulator/calls") {
+    return method == http::verb::get ? json_reply(calls()) : method_not_allowed(http::verb::get);
   }
   if (path == "/_emulator/faults") {
     if (method != http::verb::post) return method_not_allowed(http::verb::post);
@@ -315,6 +400,7 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
     token_requests_ = tokens_issued_ = 0;
     responses_.clear();
     by_resource_.clear();
+    calls_.clear();
     max_in_flight_ = in_flight_;
     return json_reply({{"ok", true}});
   }
@@ -364,8 +450,44 @@ Reply Emulator::complete_entra(const TokenJob& job, Clock::time_point now) {
   return token_reply(std::move(reply), body, step, token, key);
 }
 
+Reply Emulator::complete_app_service(const TokenJob& job, Clock::time_point now) {
+  const FaultStep& step = job.step;
+  Reply reply;
+  reply.status = step.status;
+  reply.retry_after = step.retry_after;
+  reply.action = step.action;
+  reply.log = {{"route", kAppServicePath},
+               {"resource", job.call.resource},
+               {"client_id", job.call.identity.client_id}};
+  if (step.action == Action::drop || step.action == Action::hang) return reply;
+  if (step.action == Action::respond && step.status != 200) {
+    reply.body =
+        app_service_error_reply(step.status, "emulated HTTP " + std::to_string(step.status)).body;
+    return count(std::move(reply));
+  }
+  const std::string key = "app-service\n" + job.call.identity.client_id + '\n' + job.call.resource;
+  if (step.action == Action::same_token) {
+    if (auto it = last_response_.find(key); it != last_response_.end()) {
+      reply.body = it->second;
+      return count(std::move(reply));
+    }
+  }
+  const auto issued = std::chrono::floor<seconds>(now) - seconds(1);
+  const auto expires_on = issued + step.lifetime.value_or(config_.lifetime);
+  const std::string token = mint(job.call, issued, expires_on);
+  // App Service 2019-08-01: five fields, expires_on a string of unix seconds, no expires_in.
+  json body = {{"access_token", token},
+               {"expires_on", unix_seconds(expires_on)},
+               {"resource", job.call.resource},
+               {"token_type", "Bearer"},
+               {"client_id", job.call.identity.client_id}};
+  if (step.action == Action::negative_expiry) body["expires_on"] = unix_seconds(now - seconds(5));
+  return token_reply(std::move(reply), body, step, token, key);
+}
+
 Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
   if (job.entra) return complete_entra(job, now);
+  if (job.app_service) return complete_app_service(job, now);
   const FaultStep& step = job.step;
   Reply reply;
   reply.status = step.status;
@@ -456,6 +578,25 @@ void Emulator::end_in_flight() { --in_flight_; }
 Reply Emulator::count(Reply reply) {
   ++responses_[std::to_string(reply.status)];
   return reply;
+}
+
+void Emulator::record_call(const TokenJob& job, Clock::time_point arrived) {
+  if (calls_.size() >= kMaxCalls) calls_.pop_front();
+  calls_.push_back(
+      {std::chrono::duration_cast<std::chrono::milliseconds>(arrived.time_since_epoch()).count(),
+       job.call.resource, job.call.identity.client_id, job.step.status, job.step.action});
+}
+
+json Emulator::calls() const {
+  json list = json::array();
+  for (const auto& call : calls_) {
+    list.push_back({{"at_ms", call.at_ms},
+                    {"resource", call.resource},
+                    {"client_id", call.client_id},
+                    {"status", call.status},
+                    {"action", std::string(to_string(call.action))}});
+  }
+  return {{"calls", std::move(list)}};
 }
 
 json Emulator::stats() const {

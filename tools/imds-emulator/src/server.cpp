@@ -193,6 +193,7 @@ asio::awaitable<void> Server::State::session(std::shared_ptr<Connection<Stream>>
     auto routed = emulator.dispatch(request);
     bool keep_alive = request.keep_alive();
     if (auto* job = std::get_if<TokenJob>(&routed)) {
+      emulator.record_call(*job, Clock::now());
       InFlight in_flight(emulator);
       if (job->step.delay.count() > 0) {
         conn->timer.expires_after(job->step.delay);

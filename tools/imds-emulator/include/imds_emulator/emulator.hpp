@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +48,8 @@ struct Config {
   std::chrono::seconds lifetime{3600};
   std::string tenant = "72f988bf-0000-0000-0000-000000000000";
   std::string issuer;  ///< empty: https://sts.windows.net/{tenant}/
+  /// The App Service route's secret (X-IDENTITY-HEADER); empty: GET /msi/token is not served.
+  std::string identity_header;
 };
 
 /// What the transport sends back (or, for drop/hang/reset, how it misbehaves).
@@ -71,12 +74,37 @@ struct EntraCall {
   std::string subject;  ///< the federated client's expected `sub`
 };
 
+/// A token request that passed validation, as GET /_emulator/calls lists it: when it arrived
+/// and which fault step it drew, so that tests can check the time between upstream calls.
+struct CallRecord {
+  std::int64_t at_ms = 0;  ///< unix milliseconds at arrival
+  std::string resource;
+  std::string client_id;
+  unsigned status = 200;
+  Action action = Action::respond;
+};
+
 /// A validated token request together with the fault step it drew.
 struct TokenJob {
   TokenCall call;
   FaultStep step;
   std::optional<EntraCall> entra;  ///< set for POST /{tenant}/oauth2/v2.0/token
+  bool app_service = false;        ///< GET /msi/token: answered in App Service's shape
 };
+
+/// App Service's managed-identity route (IDENTITY_ENDPOINT) and the API version it speaks.
+inline constexpr std::string_view kAppServicePath = "/msi/token";
+inline constexpr std::string_view kAppServiceApiVersion = "2019-08-01";
+
+/// An App Service-shaped error: {"statusCode":status,"message":message,"correlationId":…}.
+Reply app_service_error_reply(unsigned status, std::string_view message);
+
+/// App Service's checks for GET /msi/token: X-IDENTITY-HEADER (missing: 400, wrong: 401),
+/// api-version 2019-08-01, resource, at most one of client_id/principal_id (alias object_id, as
+/// MSAL sends it)/mi_res_id, known identity.
+std::variant<TokenCall, Reply> validate_app_service_request(const Request& request,
+                                                            std::string_view identity_header,
+                                                            std::span<const Identity> identities);
 
 /// The audience Entra requires in a federated client assertion.
 inline constexpr std::string_view kTokenExchangeAudience = "api://AzureADTokenExchange";
@@ -125,12 +153,19 @@ class Emulator {
   void end_in_flight();
 
   nlohmann::json stats() const;
+  /// Notes the arrival of `job` at `arrived` for GET /_emulator/calls (the transport calls it
+  /// when dispatch() hands out a job; the last kMaxCalls are kept).
+  void record_call(const TokenJob& job, Clock::time_point arrived);
+  /// {"calls":[{"at_ms","resource","client_id","status","action"},…]}, oldest first.
+  nlohmann::json calls() const;
+  static constexpr std::size_t kMaxCalls = 10'000;
   const Config& config() const { return config_; }
   const Signer& signer() const { return signer_; }
 
  private:
   Reply count(Reply reply);
   Reply complete_entra(const TokenJob& job, Clock::time_point now);
+  Reply complete_app_service(const TokenJob& job, Clock::time_point now);
   /// The fault actions that mangle a token answer (missing token, malformed, reset) and the
   /// bookkeeping of an issued token; shared by the IMDS and Entra routes.
   Reply token_reply(Reply reply, const nlohmann::json& body, const FaultStep& step,
@@ -148,6 +183,7 @@ class Emulator {
   std::map<std::string, std::uint64_t> by_resource_;
   std::uint64_t in_flight_ = 0;
   std::uint64_t max_in_flight_ = 0;
+  std::deque<CallRecord> calls_;
 };
 
 }  // namespace imds_emulator
