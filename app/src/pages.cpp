@@ -1,5 +1,7 @@
 #include "todo/pages.hpp"
 
+#include "todo/validate.hpp"
+
 #include <fmt/format.h>
 
 namespace todo {
@@ -64,7 +66,21 @@ std::string item_row(const PageContext& context, const Todo& item) {
 std::string html_escape(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (char c : text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      // Pages say charset=utf-8: a byte that starts no valid sequence (a refused draft, a
+      // driver's message in another encoding) is shown as U+FFFD instead of breaking the page.
+      const std::size_t n = utf8_sequence(text.substr(i));
+      if (n == 0) {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      } else {
+        out.append(text.substr(i, n));
+        i += n;
+      }
+      continue;
+    }
     switch (c) {
       case '&':
         out += "&amp;";
@@ -84,6 +100,7 @@ std::string html_escape(std::string_view text) {
       default:
         out += c;
     }
+    ++i;
   }
   return out;
 }

@@ -45,6 +45,19 @@ Response make(const Request& request, http::status status, std::string_view cont
   return response;
 }
 
+/// A caller's own input quoted back in an error message, when it is short enough to be a typo;
+/// longer input (it could be a credential pasted in the wrong place) is not repeated.
+std::string quoted_if_short(std::string_view text, std::string_view otherwise) {
+  constexpr std::size_t kMaxEcho = 32;
+  if (text.size() <= kMaxEcho) return fmt::format("'{}'", text);
+  return std::string(otherwise);
+}
+
+/// The path of a request target without its query: what logs name (a query may carry anything).
+std::string path_of(std::string_view target) {
+  return std::string(target.substr(0, target.find('?')));
+}
+
 std::string dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -239,7 +252,7 @@ struct RouteContext {
     auto token = fields->find("csrf");
     if (!same_origin || new_cookie || token == fields->end() ||
         !app.csrf_.verify(cookie, token->second)) {
-      tb::log::warn("form refused: CSRF check failed", {{"path", std::string(request.target())}});
+      tb::log::warn("form refused: CSRF check failed", {{"path", path_of(request.target())}});
       return finish(html(request, http::status::forbidden,
                          message_page("Form expired",
                                       "This form has expired or did not come from this site. "
@@ -371,9 +384,9 @@ struct RouteContext {
         patch.done = value.get<bool>();
       } else if (key != "id" && key != "created_date") {
         // id and created_date are accepted (a client may send back what it read) but ignored.
-        return json_error(
-            request, http::status::bad_request, "invalid_request",
-            "unknown field '" + key + "'; a to-do has description (string) and done (boolean)");
+        return json_error(request, http::status::bad_request, "invalid_request",
+                          "unknown field " + quoted_if_short(key, "(name not repeated: too long)") +
+                              "; a to-do has description (string) and done (boolean)");
       }
     }
     for (auto name : required) {
@@ -463,7 +476,8 @@ Response App::route(const Request& request) {
       auto id = parse_id(seg[2]);
       if (!id) {
         return json_error(request, http::status::not_found, "not_found",
-                          "no to-do with id '" + seg[2] + "' (ids are positive whole numbers)");
+                          "no to-do with id " + quoted_if_short(seg[2], "like that") +
+                              " (ids are positive whole numbers)");
       }
       return context.api_item(*id);
     }
@@ -541,7 +555,7 @@ Response App::handle(const Request& request) {
     response = route(request);
   } catch (const std::exception& error) {
     tb::log::error("request failed with an exception",
-                   {{"path", std::string(request.target())}, {"what", error.what()}});
+                   {{"path", path_of(request.target())}, {"what", error.what()}});
     response = json_error(request, http::status::internal_server_error, "internal_error",
                           "the server failed to handle this request; see its log");
   }

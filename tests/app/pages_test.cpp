@@ -11,6 +11,16 @@ TEST(Pages, EscapesEveryHtmlSpecialCharacter) {
   EXPECT_EQ(html_escape("plain \xC3\xA9"), "plain \xC3\xA9");
 }
 
+TEST(Pages, EscapeTurnsBytesThatAreNotUtf8IntoReplacementCharacters) {
+  EXPECT_EQ(html_escape("bad \xC3\x28 <"), "bad \xEF\xBF\xBD( &lt;");
+  EXPECT_EQ(html_escape("\xFF\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(html_escape("cut \xE6\x97"), "cut \xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(html_escape("\xF0\x9F\x98\x80 \xE6\x97\xA5"), "\xF0\x9F\x98\x80 \xE6\x97\xA5");
+  // A refused draft comes back in the field as valid UTF-8.
+  PageContext context{"tok", "", "description must be valid UTF-8 text", "bad \xFF"};
+  EXPECT_NE(list_page(context, std::nullopt).find("value=\"bad \xEF\xBF\xBD\""), std::string::npos);
+}
+
 TEST(Pages, ListShowsItemsEscapedWithCsrfTokensInEveryForm) {
   PageContext context{"tok123", "", "", ""};
   std::vector<Todo> items{{1, "<b>bold</b>", "2026-11-29T01:02:03Z", false},

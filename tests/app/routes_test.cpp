@@ -234,6 +234,22 @@ TEST_F(RoutesTest, ScriptInADescriptionIsShownAsText) {
   EXPECT_NE(page.body().find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
 }
 
+TEST_F(RoutesTest, ErrorsRepeatTheCallersInputOnlyWhenShort) {
+  // A typo is named; something long (a token pasted in the wrong place) is not repeated.
+  auto typo = api(http::verb::post, "/api/todos", {{"description", "x"}, {"descripton", "y"}});
+  EXPECT_EQ(typo.result(), http::status::bad_request);
+  EXPECT_NE(body_of(typo)["error_description"].get<std::string>().find("'descripton'"),
+            std::string::npos);
+  const std::string long_text = "eyJ" + std::string(200, 'A') + ".eyJ" + std::string(200, 'B');
+  auto field = api(http::verb::post, "/api/todos", {{"description", "x"}, {long_text, 1}});
+  EXPECT_EQ(field.result(), http::status::bad_request);
+  EXPECT_EQ(field.body().find("eyJ"), std::string::npos) << field.body();
+  auto id = send(http::verb::get, "/api/todos/" + long_text);
+  EXPECT_EQ(id.result(), http::status::not_found);
+  EXPECT_EQ(id.body().find("eyJ"), std::string::npos) << id.body();
+  EXPECT_NE(send(http::verb::get, "/api/todos/abc").body().find("'abc'"), std::string::npos);
+}
+
 TEST_F(RoutesTest, UnknownPagesAndMethods) {
   EXPECT_EQ(send(http::verb::get, "/todos/1/nothing").result(), http::status::not_found);
   auto wrong = send(http::verb::delete_, "/");

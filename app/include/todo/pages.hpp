@@ -11,7 +11,8 @@
 
 namespace todo {
 
-/// Escapes & < > " ' so that any text is safe in element content and quoted attributes.
+/// Escapes & < > " ' so that any text is safe in element content and quoted attributes; bytes
+/// that are not UTF-8 become U+FFFD, so that every page is the UTF-8 it says it is.
 std::string html_escape(std::string_view text);
 
 /// "2026-11-29T01:02:03Z" -> "2026-11-29 01:02 UTC"; anything else is shown as it is.

@@ -11,6 +11,10 @@ namespace todo {
 
 constexpr std::size_t kMaxDescription = 4'000;  ///< characters (Unicode code points)
 
+/// Length in bytes of the well-formed UTF-8 sequence that `text` starts with; 0 when it starts
+/// with none (or is empty).
+std::size_t utf8_sequence(std::string_view text);
+
 /// Number of code points in `text`, or nullopt when it is not valid UTF-8.
 std::optional<std::size_t> utf8_length(std::string_view text);
 
