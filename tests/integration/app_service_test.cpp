@@ -58,14 +58,7 @@ class AppService : public BrokerWithEmulator {
     args.insert(args.end(), extra.begin(), extra.end());
     broker_ = std::make_unique<Process>(
         TB_BROKER_BIN, args, Process::Options{std::move(env), dir_.file("broker.log"), {}});
-    ASSERT_TRUE(wait_until(
-        [&] {
-          auto r = tb::http::request_unix(socket_path(), {.target = "/healthz"}, {.timeout = 1s});
-          return r && r->result_int() == 200;
-        },
-        10s))
-        << "broker did not start:\n"
-        << broker_log();
+    wait_for_broker();
   }
 
   std::string description(const tb::http::Response& response) {

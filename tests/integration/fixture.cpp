@@ -32,6 +32,10 @@ void BrokerWithEmulator::start_broker(const std::vector<std::string>& extra) {
   test_support::leaks::note_secret_file("the identity header", dir_.file("identity-header"));
   broker_ = std::make_unique<Process>(TB_BROKER_BIN, args,
                                       Process::Options{{}, dir_.file("broker.log"), {}});
+  wait_for_broker();
+}
+
+void BrokerWithEmulator::wait_for_broker() {
   ASSERT_TRUE(wait_until(
       [&] {
         auto r = tb::http::request_unix(socket_path(), {.target = "/healthz"}, {.timeout = 1s});

@@ -31,6 +31,8 @@ class BrokerWithEmulator : public ::testing::Test {
   void start_emulator(const std::vector<std::string>& extra = {});
   /// Starts the broker against the emulator and waits until its socket accepts connections.
   void start_broker(const std::vector<std::string>& extra = {});
+  /// Waits until broker_ answers /healthz on its socket (fails the test after 10 s).
+  void wait_for_broker();
 
   std::string socket_path() const { return dir_.file("broker.sock"); }
   std::string broker_log() const;

@@ -78,14 +78,7 @@ class WorkloadIdentity : public BrokerWithEmulator {
                              dir_.file("broker.log"),
                              {}};
     broker_ = std::make_unique<Process>(TB_BROKER_BIN, args, std::move(options));
-    ASSERT_TRUE(wait_until(
-        [&] {
-          auto r = tb::http::request_unix(socket_path(), {.target = "/healthz"}, {.timeout = 1s});
-          return r && r->result_int() == 200;
-        },
-        10s))
-        << "broker did not start:\n"
-        << broker_log();
+    wait_for_broker();
   }
 
   json readyz(unsigned& status) {
