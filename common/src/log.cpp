@@ -1,6 +1,7 @@
 #include "tb/log.hpp"
 
-#include <openssl/evp.h>
+#include "tb/digest.hpp"
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -90,14 +91,10 @@ void emit(spdlog::level::level_enum level, std::string_view msg, const nlohmann:
 }
 
 std::string fingerprint(std::string_view secret) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  if (EVP_Digest(secret.data(), secret.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) {
-    return "unavailable";
-  }
+  const auto digest = tb::sha256(secret);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < 6 && i < size; ++i) {
+  for (std::size_t i = 0; i < 6; ++i) {
     out += kHex[digest[i] >> 4];
     out += kHex[digest[i] & 0xf];
   }

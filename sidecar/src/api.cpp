@@ -1,8 +1,9 @@
 #include "broker/api.hpp"
 
+#include "tb/digest.hpp"
+
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
@@ -144,16 +145,11 @@ std::string_view route_of(std::string_view path) {
 }
 
 bool secret_equals(std::string_view given, std::string_view expected) {
-  using Digest = std::array<unsigned char, EVP_MAX_MD_SIZE>;
-  auto digest = [](std::string_view text, Digest& out) {
-    unsigned int size = 0;
-    return EVP_Digest(text.data(), text.size(), out.data(), &size, EVP_sha256(), nullptr) == 1 &&
-           size == 32;
-  };
-  Digest a{};
-  Digest b{};
-  if (!digest(given, a) || !digest(expected, b)) return false;
-  return CRYPTO_memcmp(a.data(), b.data(), 32) == 0 && !expected.empty();
+  // Digests of equal length, compared in constant time: neither where the two differ nor the
+  // expected secret's length shows in the time taken.
+  const auto a = tb::sha256(given);
+  const auto b = tb::sha256(expected);
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0 && !expected.empty();
 }
 
 std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
@@ -286,10 +282,17 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
   return query;
 }
 
+namespace {
+/// The expires_in a body says at `now`: whole seconds, never negative.
+std::int64_t seconds_left(const Token& token, SteadyTime now) {
+  return std::max<std::int64_t>(
+      0, std::chrono::floor<std::chrono::seconds>(token.expires_at - now).count());
+}
+}  // namespace
+
 std::string token_body(const Token& token, const TokenQuery& query, SteadyTime now) {
   const auto& up = token.upstream;
-  const auto left = std::max<std::int64_t>(
-      0, std::chrono::floor<std::chrono::seconds>(token.expires_at - now).count());
+  const auto left = seconds_left(token, now);
   const std::string& resource = up.resource.empty() ? query.key.resource : up.resource;
   std::string body;
   body.reserve((token.access_token_json.empty() ? up.access_token.size() + 16
@@ -367,6 +370,19 @@ std::string token_body(const Token& token, const TokenQuery& query, SteadyTime n
   append_json_string(body, up.token_type);
   body += '}';
   return body;
+}
+
+const std::string& TokenBodies::body(const TokenPtr& token, const TokenQuery& query,
+                                     SteadyTime now) {
+  auto& rendered = rendered_.at(static_cast<std::size_t>(query.shape));
+  const auto left = seconds_left(*token, now);
+  if (rendered.token != token || rendered.seconds_left != left || !(rendered.key == query.key)) {
+    rendered.body = token_body(*token, query, now);
+    rendered.token = token;
+    rendered.key = query.key;
+    rendered.seconds_left = left;
+  }
+  return rendered.body;
 }
 
 std::string error_body(std::string_view error, std::string_view description) {

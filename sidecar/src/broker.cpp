@@ -339,15 +339,26 @@ struct Broker::Impl {
     return response;
   }
 
-  asio::awaitable<Response> handle_token(const Request& request) {
+  /// The answer to a token request when it needs no wait: a bad request, or a token held now
+  /// (the common case: no coroutine, nothing suspends). nullopt when the cache must be waited
+  /// for; `query` then holds the request's.
+  std::optional<Response> token_now(const Request& request, std::optional<TokenQuery>& query) {
     auto parsed = parse_token_request(request, api);
-    if (auto* error = std::get_if<ServeError>(&parsed)) co_return make_error(request, *error);
-    auto& query = std::get<TokenQuery>(parsed);
+    if (auto* error = std::get_if<ServeError>(&parsed)) return make_error(request, *error);
+    query = std::move(std::get<TokenQuery>(parsed));
+    if (auto token = cache.held(query->key, query->min_validity)) {
+      return make_response(request, http::status::ok,
+                           bodies.body(token, *query, clock.steady_now()));
+    }
+    return std::nullopt;
+  }
+
+  asio::awaitable<Response> wait_for_token(const Request& request, const TokenQuery& query) {
     const auto start = clock.steady_now();
     auto result = co_await cache.get(query.key, query.min_validity, start + query.wait);
     if (auto* token = std::get_if<TokenPtr>(&result)) {
       co_return make_response(request, http::status::ok,
-                              token_body(**token, query, clock.steady_now()));
+                              bodies.body(*token, query, clock.steady_now()));
     }
     const auto& error = std::get<ServeError>(result);
     tb::log::info("token request not served",
@@ -368,7 +379,12 @@ struct Broker::Impl {
     if (path == kTokenRoute || path == kImdsRoute) {
       // (No co_await inside ?: — GCC 12 miscompiles that.)
       if (request.method() == http::verb::get) {
-        response = co_await handle_token(request);
+        std::optional<TokenQuery> query;
+        if (auto now = token_now(request, query)) {
+          response = std::move(*now);
+        } else {
+          response = co_await wait_for_token(request, *query);
+        }
       } else {
         response = method_not_allowed(request);
       }
@@ -423,7 +439,12 @@ struct Broker::Impl {
                                                 "allowed",
                                                 0s});
     } else {
-      response = co_await handle_token(request);
+      std::optional<TokenQuery> query;
+      if (auto now = token_now(request, query)) {
+        response = std::move(*now);
+      } else {
+        response = co_await wait_for_token(request, *query);
+      }
     }
     metrics.request(route_label(path), response.result_int());
     co_return response;
@@ -541,6 +562,7 @@ struct Broker::Impl {
   Metrics metrics;
   std::unique_ptr<Source> source;
   TokenCache cache;
+  TokenBodies bodies;
   ApiOptions api;
   ServerLimits limits;
   asio::signal_set signals;

@@ -88,6 +88,17 @@ TokenCache::Entry* TokenCache::find_or_create(const TokenKey& key) {
   return it->second.get();
 }
 
+TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity) {
+  const auto it = entries_.find(key.flat());
+  if (it == entries_.end()) return nullptr;
+  const Entry& entry = *it->second;
+  const auto now = clock_.steady_now();
+  if (!entry.token || !usable(*entry.token, now, min_validity)) return nullptr;
+  metrics_.cache_hit();
+  if (entry.failures > 0 && now >= entry.refresh_at) metrics_.stale_serve();
+  return entry.token;
+}
+
 void TokenCache::prefetch(const TokenKey& key) {
   if (Entry* entry = find_or_create(key)) {
     entry->prefetch = true;

@@ -9,13 +9,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/basic_stream.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <memory>
 #include <sstream>
 #include <utility>
 
@@ -29,7 +30,9 @@ namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 using RequestParser = beast::http::request_parser<beast::http::empty_body>;
 constexpr auto kWriteTimeout = 10s;
-constexpr std::size_t kReadChunk = 4096;
+/// What one read asks for: a token request is a few hundred bytes; longer headers take more
+/// reads (and the buffer grows), up to the header limit.
+constexpr std::size_t kReadChunk = 1024;
 /// Before closing a connection whose caller may still be sending (a refused request, requests
 /// pipelined beyond the budget), its input is read and dropped for at most this long and this
 /// much: closing a socket with unread input resets the connection, and a reset can cost the
@@ -100,74 +103,108 @@ bool is_disconnect(const beast::error_code& ec) {
          ec == asio::error::eof;
 }
 
-/// Reads one request's header into `parser`: at most `limit` bytes in all, request line
-/// included. (Beast's own header_limit bounds only the part not parsed yet: a header of many
-/// short fields, arriving in several reads, would pass it.) A request with a body is refused
-/// after its header: no route takes one.
-template <class Protocol>
-asio::awaitable<beast::error_code> read_header(beast::basic_stream<Protocol>& stream,
-                                               beast::flat_buffer& buffer, RequestParser& parser,
-                                               std::size_t limit) {
-  std::size_t parsed = 0;
-  beast::error_code result;
-  while (true) {
-    if (buffer.size() > 0) {
-      beast::error_code ec;
-      const auto used = parser.put(buffer.data(), ec);
-      buffer.consume(used);
-      parsed += used;
-      if (ec && ec != beast::http::error::need_more) {
-        result = ec;
-        break;
-      }
-      // (One put may take a whole header that is over the limit.)
-      if (parsed > limit || (!parser.is_header_done() && parsed + buffer.size() > limit)) {
-        result = beast::http::error::header_limit;
-        break;
-      }
-      if (parser.is_header_done()) {
-        // Content-Length above 0 or chunked: a body follows.
-        if (!parser.is_done()) result = beast::http::error::unexpected_body;
-        break;
-      }
-    }
-    const auto into = buffer.prepare(kReadChunk);
-    auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
-    if (ec == asio::error::eof) {
-      result = beast::http::error::partial_message;
-      break;
-    }
-    if (ec) {
-      result = ec;
-      break;
-    }
-    buffer.commit(n);
-  }
-  co_return result;
-}
-
-/// Ends the response stream (the caller reads the end of it), then reads and drops what the
-/// caller still sends, within the linger bounds, so that the close is not a reset.
-template <class Protocol>
-asio::awaitable<void> discard_input(beast::basic_stream<Protocol>& stream) {
-  beast::error_code ignored;
-  stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
-  stream.expires_after(kLingerTime);
-  std::array<char, kReadChunk> scratch{};
-  const auto into = asio::buffer(scratch);
-  for (std::size_t dropped = 0; dropped < kLingerBytes;) {
-    auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
-    if (ec) break;
-    dropped += n;
-  }
-}
 }  // namespace
 
+/// One connection. Its deadline is enforced by a watchdog timer that is armed once and re-armed
+/// only when it fires before the deadline (which moves with every request): a request costs a
+/// clock read, not a timer set and cancelled per read as with beast::basic_stream. The timer's
+/// pending wait shares ownership, so the session outlives a wait that completes after serve().
 template <class Protocol>
 struct HttpServer<Protocol>::Session {
-  beast::basic_stream<Protocol>* stream = nullptr;
+  using Clock = std::chrono::steady_clock;
+  explicit Session(typename Protocol::socket s)
+      : socket(std::move(s)), watchdog(socket.get_executor()) {}
+
+  typename Protocol::socket socket;
+  asio::steady_timer watchdog;
+  Clock::time_point deadline = Clock::time_point::max();  ///< max: none (a request is handled)
+  bool watchdog_armed = false;
+  bool timed_out = false;  ///< the deadline passed: the connection is closed without an answer
+  bool closed = false;
   /// Between a complete request and the end of its response: draining lets it finish.
   bool busy = false;
+  beast::flat_buffer buffer;  ///< bytes received and not parsed yet; allocated on the first read
+
+  static void expires_after(const std::shared_ptr<Session>& self, Clock::duration timeout) {
+    self->deadline = Clock::now() + timeout;
+    if (!self->watchdog_armed) arm(self);
+  }
+  void no_deadline() { deadline = Clock::time_point::max(); }
+
+  static void arm(std::shared_ptr<Session> self) {
+    self->watchdog_armed = true;
+    self->watchdog.expires_at(self->deadline);
+    auto& timer = self->watchdog;
+    timer.async_wait([self = std::move(self)](const beast::error_code&) {
+      self->watchdog_armed = false;
+      if (self->closed || self->deadline == Clock::time_point::max()) return;
+      if (Clock::now() < self->deadline) {
+        arm(self);
+        return;
+      }
+      self->timed_out = true;
+      beast::error_code ignored;
+      self->socket.cancel(ignored);  // the pending wait, read or write ends: serve() closes
+    });
+  }
+
+  /// Waits until the caller has sent something (an idle connection holds no read buffer while
+  /// it waits), then reads what has arrived without blocking.
+  asio::awaitable<beast::error_code> read_some() {
+    while (true) {
+      auto [ec] = co_await socket.async_wait(Protocol::socket::wait_read, use_nothrow);
+      if (timed_out) co_return beast::error::timeout;
+      if (ec) co_return ec;
+      beast::error_code read_ec;
+      const std::size_t n = socket.read_some(buffer.prepare(kReadChunk), read_ec);
+      if (read_ec == asio::error::would_block || read_ec == asio::error::try_again) continue;
+      if (read_ec) co_return read_ec;
+      buffer.commit(n);
+      co_return beast::error_code{};
+    }
+  }
+
+  /// Reads one request's header into `parser`: at most `limit` bytes in all, request line
+  /// included. (Beast's own header_limit bounds only the part not parsed yet: a header of many
+  /// short fields, arriving in several reads, would pass it.) A request with a body is refused
+  /// after its header: no route takes one.
+  asio::awaitable<beast::error_code> read_header(RequestParser& parser, std::size_t limit) {
+    std::size_t parsed = 0;
+    while (true) {
+      if (buffer.size() > 0) {
+        beast::error_code ec;
+        const auto used = parser.put(buffer.data(), ec);
+        buffer.consume(used);
+        parsed += used;
+        if (ec && ec != beast::http::error::need_more) co_return ec;
+        // (One put may take a whole header that is over the limit.)
+        if (parsed > limit || (!parser.is_header_done() && parsed + buffer.size() > limit)) {
+          co_return beast::http::error::header_limit;
+        }
+        if (parser.is_header_done()) {
+          // Content-Length above 0 or chunked: a body follows.
+          if (!parser.is_done()) co_return beast::http::error::unexpected_body;
+          co_return beast::error_code{};
+        }
+      }
+      const auto ec = co_await read_some();
+      if (ec == asio::error::eof) co_return beast::http::error::partial_message;
+      if (ec) co_return ec;
+    }
+  }
+
+  /// Ends the response stream (the caller reads the end of it), then reads and drops what the
+  /// caller still sends, within the linger bounds, so that the close is not a reset.
+  static asio::awaitable<void> discard_input(std::shared_ptr<Session> self) {
+    beast::error_code ignored;
+    self->socket.shutdown(Protocol::socket::shutdown_send, ignored);
+    expires_after(self, kLingerTime);
+    for (std::size_t dropped = 0; dropped < kLingerBytes;) {
+      self->buffer.clear();
+      if (co_await self->read_some()) break;
+      dropped += self->buffer.size();
+    }
+  }
 };
 
 template <class Protocol>
@@ -207,7 +244,7 @@ void HttpServer<Protocol>::drain() {
   beast::error_code ignored;
   acceptor_.close(ignored);
   for (Session* session : sessions_) {
-    if (!session->busy) session->stream->cancel();
+    if (!session->busy) session->socket.cancel(ignored);
   }
 }
 
@@ -261,46 +298,42 @@ asio::awaitable<void> HttpServer<Protocol>::accept_loop() {
 
 template <class Protocol>
 asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket socket) {
-  beast::basic_stream<Protocol> stream(std::move(socket));
-  Session session{&stream, false};
-  auto self = sessions_.insert(sessions_.end(), &session);
+  const auto session = std::make_shared<Session>(std::move(socket));
+  auto self = sessions_.insert(sessions_.end(), session.get());
   if (metrics_ != nullptr) metrics_->connection_opened();
-  beast::flat_buffer buffer;
   std::string output;  // the serialised response, its capacity kept across requests
   {
-    // Writes are tried without blocking first (see below); reads stay asynchronous.
+    // Reads and writes are tried without blocking; only waits go through the event loop.
     beast::error_code ignored;
-    stream.socket().non_blocking(true, ignored);
+    session->socket.non_blocking(true, ignored);
   }
   const std::optional<ServeError> refusal =
-      admission_ ? admission_(stream.socket()) : std::optional<ServeError>{};
+      admission_ ? admission_(session->socket) : std::optional<ServeError>{};
+  auto& buffer = session->buffer;
   std::size_t served = 0;
   bool linger = false;  // the caller may still be sending: drop its input before closing
 
+  // A new connection has header_timeout from now for its first request's headers (the deadline
+  // holds across reads until it is set again); a kept-alive one waits up to idle_timeout for
+  // the next request's first byte, then has header_timeout for the rest.
+  Session::expires_after(session, limits_.header_timeout);
   while (!draining_) {
-    session.busy = false;
-    // A new connection has header_timeout from now for its first request's headers (the expiry
-    // holds across reads until it is set again); a kept-alive one waits up to idle_timeout for
-    // the next request's first byte, then has header_timeout for the rest.
-    if (served > 0 && buffer.size() == 0) {
-      stream.expires_after(limits_.idle_timeout);
-      const auto into = buffer.prepare(kReadChunk);
-      auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
-      if (ec) break;  // closed by the peer, idle timeout, or drained
-      buffer.commit(n);
+    session->busy = false;
+    if (served > 0) {
+      if (buffer.size() == 0) {
+        Session::expires_after(session, limits_.idle_timeout);
+        if (co_await session->read_some()) break;  // closed by the peer, idle timeout, drained
+      }
+      Session::expires_after(session, limits_.header_timeout);
     }
-    stream.expires_after(limits_.header_timeout);
     // Empty lines in front of the request line are skipped, as many as the header limit.
     std::size_t empty_lines = skip_empty_lines(buffer);
     bool gone = false;
     while (buffer.size() == 0 && empty_lines <= limits_.header_limit) {
-      const auto into = buffer.prepare(kReadChunk);
-      auto [ec, n] = co_await stream.async_read_some(into, use_nothrow);
-      if (ec) {
+      if (co_await session->read_some()) {
         gone = true;  // closed by the peer, header timeout, or drained
         break;
       }
-      buffer.commit(n);
       empty_lines += skip_empty_lines(buffer);
     }
     if (gone) break;
@@ -312,13 +345,14 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     } else {
       RequestParser parser;
       parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
-      const auto read_ec = co_await read_header(stream, buffer, parser, limits_.header_limit);
+      const auto read_ec = co_await session->read_header(parser, limits_.header_limit);
       if (read_ec) {
         if (is_disconnect(read_ec)) break;
         response = parse_error_response(read_ec);
         linger = true;
       } else {
-        session.busy = true;
+        session->busy = true;
+        session->no_deadline();  // the handler bounds its own waits (the request deadline)
         ++served;
         if (refusal) {
           response = make_error(parser.get(), *refusal);
@@ -348,25 +382,26 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     if (draining_) response.keep_alive(false);
     beast::error_code write_ec;
     if (response.chunked()) {
-      stream.expires_after(kWriteTimeout);
-      auto [ec, written] = co_await beast::http::async_write(stream, response, use_nothrow);
-      write_ec = ec;
+      Session::expires_after(session, kWriteTimeout);
+      auto [ec, written] =
+          co_await beast::http::async_write(session->socket, response, use_nothrow);
+      write_ec = session->timed_out ? beast::error::timeout : ec;
     } else {
       // Head and body in one buffer and one write: Beast's serializer costs more instructions
       // than the rest of a cached-token request (serialize_response writes the same bytes).
       serialize_response(response, output);
-      // Most responses fit into the socket's send buffer: one non-blocking write, without the
-      // round through the event loop and the write timer. What does not fit is written
-      // asynchronously, within the write timeout.
+      // Most responses fit into the socket's send buffer: one non-blocking write, without a
+      // round through the event loop. What does not fit is written asynchronously, within the
+      // write timeout.
       beast::error_code sync_ec;
-      const std::size_t sent = stream.socket().write_some(asio::buffer(output), sync_ec);
+      const std::size_t sent = session->socket.write_some(asio::buffer(output), sync_ec);
       if (sync_ec && sync_ec != asio::error::would_block && sync_ec != asio::error::try_again) {
         write_ec = sync_ec;
       } else if (sent < output.size()) {
-        stream.expires_after(kWriteTimeout);
+        Session::expires_after(session, kWriteTimeout);
         const auto rest = asio::buffer(output) + sent;
-        auto [ec, written] = co_await asio::async_write(stream, rest, use_nothrow);
-        write_ec = ec;
+        auto [ec, written] = co_await asio::async_write(session->socket, rest, use_nothrow);
+        write_ec = session->timed_out ? beast::error::timeout : ec;
       }
     }
     if (write_ec) {
@@ -376,15 +411,17 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     if (!response.keep_alive()) {
       // Requests pipelined after this one are not answered; drop them rather than reset.
       beast::error_code ignored;
-      if (buffer.size() > 0 || stream.socket().available(ignored) > 0) linger = true;
+      if (buffer.size() > 0 || session->socket.available(ignored) > 0) linger = true;
       break;
     }
   }
-  session.busy = false;
-  if (linger && !draining_) co_await discard_input(stream);
+  session->busy = false;
+  if (linger && !draining_ && !session->timed_out) co_await Session::discard_input(session);
+  session->closed = true;
   beast::error_code ignored;
-  stream.socket().shutdown(Protocol::socket::shutdown_send, ignored);
-  stream.close();
+  session->watchdog.cancel();
+  session->socket.shutdown(Protocol::socket::shutdown_send, ignored);
+  session->socket.close(ignored);
   sessions_.erase(self);
   --open_;
   if (metrics_ != nullptr) metrics_->connection_closed();

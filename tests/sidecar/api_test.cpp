@@ -1,5 +1,8 @@
 #include "broker/api.hpp"
 
+#include "tb/digest.hpp"
+#include "tb/log.hpp"
+
 #include <gtest/gtest.h>
 #include <boost/beast/http/write.hpp>
 #include <nlohmann/json.hpp>
@@ -607,6 +610,27 @@ TEST(SecretEquals, ComparesWholeValues) {
   EXPECT_FALSE(secret_equals("", ""));  // an unset secret admits nobody
 }
 
+std::string hex(const tb::Sha256& digest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char byte : digest) {
+    out += kHex[byte >> 4];
+    out += kHex[byte & 0xf];
+  }
+  return out;
+}
+
+TEST(Sha256, GivesTheStandardsTestVectorsAndTheLogFingerprintIsItsPrefix) {
+  // FIPS 180-4 examples (one block, two blocks) and the empty input.
+  EXPECT_EQ(hex(tb::sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(hex(tb::sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(hex(tb::sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(tb::log::fingerprint("abc"), "ba7816bf8f01");
+}
+
 TokenQuery app_service_query(Identity identity = {}) {
   TokenQuery query;
   query.key = TokenKey{std::move(identity), "https://database.windows.net/"};
@@ -819,6 +843,35 @@ TEST(SerializeResponse, IsByteForByteWhatBeastWrites) {
     serialize_response(response, out);
     EXPECT_EQ(out, beast_bytes(response));
   }
+}
+
+TEST(TokenBodies, GiveTokenBodysBytesAndRenderAgainWhenAnythingInThemChanges) {
+  TokenBodies bodies;
+  auto token = std::make_shared<Token>(sample_token());
+  TokenPtr held = token;
+  for (Shape shape : {Shape::v1, Shape::imds, Shape::app_service}) {
+    TokenQuery query = query_for("https://database.windows.net/", false);
+    query.shape = shape;
+    EXPECT_EQ(bodies.body(held, query, kNow), token_body(*held, query, kNow));
+    // Within the same second: the same bytes; the next second: expires_in moves.
+    EXPECT_EQ(bodies.body(held, query, kNow + 400ms), token_body(*held, query, kNow + 400ms));
+    EXPECT_EQ(bodies.body(held, query, kNow + 1s), token_body(*held, query, kNow + 1s));
+    // Another identity (App Service echoes a client id named by the caller), another resource.
+    TokenQuery other = query;
+    other.key.identity = Identity{Identity::Kind::client_id, "named-by-caller"};
+    EXPECT_EQ(bodies.body(held, other, kNow), token_body(*held, other, kNow));
+    other.key.resource = "https://other/";
+    EXPECT_EQ(bodies.body(held, other, kNow), token_body(*held, other, kNow));
+    EXPECT_EQ(bodies.body(held, query, kNow), token_body(*held, query, kNow));
+  }
+  // A new token (a refresh) is rendered anew even within the same second.
+  const TokenQuery query = query_for("r", true);
+  const std::string before = bodies.body(held, query, kNow);
+  auto refreshed = std::make_shared<Token>(sample_token());
+  refreshed->upstream.access_token = "eyJ0eXAi.payload2.sig2";
+  const TokenPtr next = refreshed;
+  EXPECT_EQ(bodies.body(next, query, kNow), token_body(*next, query, kNow));
+  EXPECT_NE(bodies.body(next, query, kNow), before);
 }
 
 }  // namespace

@@ -238,6 +238,29 @@ TEST_F(TokenCacheTest, HeldTokenIsServedFromTheCacheWithoutAnUpstreamCall) {
   EXPECT_EQ(metric(text, "token_broker_cache_hits_total"), 1);
 }
 
+TEST_F(TokenCacheTest, HeldAnswersWithoutWaitingOnlyWhatGetWouldServeAtOnce) {
+  // Nothing asked for yet: nothing held, and asking held() starts no fetch.
+  EXPECT_EQ(cache_->held(kSql, 60s), nullptr);
+  run_for(io_, 5ms);
+  EXPECT_EQ(source_.calls(), 0);
+
+  source_.always(upstream_token("t1", 3600s, clock_));
+  const auto fetched = expect_token(*get(kSql));
+  ASSERT_NE(fetched, nullptr);
+  EXPECT_EQ(cache_->held(kSql, 60s), fetched);
+  // Another identity for the same resource is another key.
+  TokenKey other = kSql;
+  other.identity = Identity{Identity::Kind::client_id, "00000000-0000-0000-0000-000000000001"};
+  EXPECT_EQ(cache_->held(other, 60s), nullptr);
+  // Not enough validity left for this caller: not held for it (get() would refresh).
+  EXPECT_EQ(cache_->held(kSql, 3601s), nullptr);
+  clock_.advance(3550s);
+  EXPECT_EQ(cache_->held(kSql, 60s), nullptr);
+  EXPECT_EQ(cache_->held(kSql, 30s), fetched);
+  const auto text = metrics_text();
+  EXPECT_EQ(metric(text, "token_broker_cache_hits_total"), 2) << "each token held() gives is a hit";
+}
+
 TEST_F(TokenCacheTest, TokenExpiresAtIsTakenFromTheSteadyClockWhenFetched) {
   source_.always(upstream_token("t1", 3600s, clock_));
   const auto before = clock_.steady_now();

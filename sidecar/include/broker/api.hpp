@@ -9,7 +9,9 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -59,6 +61,24 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
 
 /// The 200 body for `token` at `now`.
 std::string token_body(const Token& token, const TokenQuery& query, SteadyTime now);
+
+/// token_body, rendered once per token, request and second: callers that ask again for the same
+/// token within the same second (the common case under load) get the bytes already rendered.
+/// One remembered body per shape; not thread-safe (the broker runs on one thread).
+class TokenBodies {
+ public:
+  /// The same bytes as token_body(*token, query, now); valid until the next call.
+  const std::string& body(const TokenPtr& token, const TokenQuery& query, SteadyTime now);
+
+ private:
+  struct Rendered {
+    TokenPtr token;  ///< held, so that the pointer compared cannot be a new token's
+    TokenKey key;
+    std::int64_t seconds_left = -1;
+    std::string body;
+  };
+  std::array<Rendered, 3> rendered_;  ///< by Shape
+};
 
 /// `{"error":…,"error_description":…}`.
 std::string error_body(std::string_view error, std::string_view description);

@@ -53,6 +53,11 @@ class TokenCache {
   boost::asio::awaitable<GetResult> get(TokenKey key, std::chrono::seconds min_validity,
                                         SteadyTime deadline);
 
+  /// The token for `key` when one with at least `min_validity` left is held now (counted as a
+  /// cache hit, as get() counts it); nullptr otherwise, and then get() is the way. Lets a caller
+  /// answer a cached token without suspending.
+  TokenPtr held(const TokenKey& key, std::chrono::seconds min_validity);
+
   /// Marks `key` as needed from the start and starts fetching it.
   void prefetch(const TokenKey& key);
 
