@@ -392,9 +392,10 @@ std::string error_body(std::string_view error, std::string_view description) {
 
 Response make_response(const Request& request, http::status status, std::string body) {
   Response response{status, request.version()};
-  response.set(http::field::server, "token-broker");
-  response.set(http::field::content_type, "application/json");
-  response.set(http::field::cache_control, "no-store");
+  // insert, not set: the fields are new, there is nothing to look up and replace.
+  response.insert(http::field::server, "token-broker");
+  response.insert(http::field::content_type, "application/json");
+  response.insert(http::field::cache_control, "no-store");
   response.keep_alive(request.keep_alive());
   response.body() = std::move(body);
   response.prepare_payload();
