@@ -20,7 +20,6 @@ namespace {
 
 namespace http = boost::beast::http;
 using json = nlohmann::json;
-using std::string_view_literals::operator""sv;
 
 // ---- responses --------------------------------------------------------------------------------
 

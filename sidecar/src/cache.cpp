@@ -42,15 +42,17 @@ double seconds_between(SteadyTime from, SteadyTime to) {
 /// "1.2 s"
 std::string one_decimal_seconds(std::chrono::steady_clock::duration d) {
   std::array<char, 32> text{};
-  std::snprintf(text.data(), text.size(), "%.1f s", std::chrono::duration<double>(d).count());
+  if (std::snprintf(text.data(), text.size(), "%.1f s", std::chrono::duration<double>(d).count()) <
+      0) {
+    return "? s";
+  }
   return text.data();
 }
 
 }  // namespace
 
 struct TokenCache::Entry {
-  Entry(asio::any_io_executor executor, TokenKey k)
-      : key(std::move(k)), wake(std::move(executor)) {}
+  Entry(const asio::any_io_executor& executor, TokenKey k) : key(std::move(k)), wake(executor) {}
 
   enum class State { idle, fetching, waiting_refresh, backing_off };
 

@@ -424,14 +424,19 @@ TEST_F(FaultMatrix, InvalidAnswersAreRejectedNotCachedAndTheNextRequestCallsAgai
     EXPECT_TRUE(contains(refused.description(), "malformed_response")) << refused.description();
     EXPECT_TRUE(contains(refused.description(), why)) << refused.description();
     set_faults(json::object());
-    const auto bad_calls = calls(always).size();
-    EXPECT_GE(bad_calls, 2u);
     const auto fresh = ask(always, "&timeout=5");
     EXPECT_EQ(fresh.status, 200) << fresh.body;
     EXPECT_GT(fresh.body.value("expires_in", 0), 3000);
+    // The broker keeps retrying after the refused caller left, so the one good call may be
+    // such a retry landing just after the faults were cleared rather than the fresh request
+    // (seen under ASan on a busy machine): count the answers, not the calls around set_faults.
     const auto after = calls(always);
-    ASSERT_EQ(after.size(), bad_calls + 1);
+    ASSERT_FALSE(after.empty());
     EXPECT_EQ(after.back()["action"], "respond");
+    const auto good = std::count_if(after.begin(), after.end(),
+                                    [](const json& call) { return call["action"] == "respond"; });
+    EXPECT_EQ(good, 1) << json(after).dump();
+    EXPECT_GE(after.size() - 1, 2u) << json(after).dump();  // the bad answers, each rejected
   }
 }
 

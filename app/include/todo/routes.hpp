@@ -18,7 +18,7 @@ namespace todo {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
-constexpr std::size_t kMaxRequestBody = 64 * 1024;
+constexpr std::size_t kMaxRequestBody = std::size_t{64} * 1024;
 constexpr std::string_view kCsrfCookie = "todo_csrf";
 
 class App {

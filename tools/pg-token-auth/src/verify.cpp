@@ -134,7 +134,7 @@ ConfigResult parse_config(std::string_view json_text,
     return "";
   };
   std::string key_path;
-  for (auto error :
+  for (const auto& error :
        {string_field("public_key", key_path, true),
         string_field("audience", config.audience, false),
         string_field("issuer", config.issuer, false), string_field("log", config.log_path, true)}) {
@@ -256,7 +256,10 @@ std::string log_line(const Verdict& verdict, std::string_view role,
   gmtime_r(&seconds, &utc);
   char time_text[40];
   const auto n = std::strftime(time_text, sizeof time_text, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::snprintf(time_text + n, sizeof time_text - n, ".%03dZ", static_cast<int>(ms % 1000));
+  if (std::snprintf(time_text + n, sizeof time_text - n, ".%03dZ", static_cast<int>(ms % 1000)) <
+      0) {
+    time_text[n] = '\0';  // the log line then has whole seconds only
+  }
 
   json line = {{"time", time_text},
                {"role", clip(role)},

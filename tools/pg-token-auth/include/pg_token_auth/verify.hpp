@@ -18,7 +18,7 @@
 namespace pg_token_auth {
 
 /// Longest token accepted; real Entra/emulator tokens are 1.5-2.5 KB.
-inline constexpr std::size_t kMaxTokenSize = 16 * 1024;
+inline constexpr std::size_t kMaxTokenSize = std::size_t{16} * 1024;
 inline constexpr std::string_view kDefaultAudience = "https://ossrdbms-aad.database.windows.net";
 
 struct Config {
