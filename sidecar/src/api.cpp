@@ -20,7 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 constexpr std::size_t kMaxResource = 1024;
 constexpr std::size_t kMaxIdentity = 1024;
-constexpr std::int64_t kMaxMinValidity = 24 * 3600;
+constexpr std::int64_t kMaxMinValidity = std::int64_t{24} * 3600;
 
 ServeError bad_request(std::string description) {
   return ServeError{400, "invalid_request", std::move(description), 0s};

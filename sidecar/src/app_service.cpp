@@ -18,7 +18,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kMaxUpstreamBody = 64 * 1024;
+constexpr std::size_t kMaxUpstreamBody = std::size_t{64} * 1024;
 constexpr std::string_view kApiVersion = "2019-08-01";
 
 std::string encode(std::string_view value) {

@@ -38,7 +38,7 @@ constexpr std::size_t kReadChunk = 1024;
 /// much: closing a socket with unread input resets the connection, and a reset can cost the
 /// caller the response it has not read yet.
 constexpr auto kLingerTime = 1s;
-constexpr std::size_t kLingerBytes = 64 * 1024;
+constexpr std::size_t kLingerBytes = std::size_t{64} * 1024;
 /// A flood of refused connections (or failed accepts) logs one line per interval, not one each.
 constexpr auto kLogInterval = 10s;
 

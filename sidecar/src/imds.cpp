@@ -25,7 +25,7 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr std::size_t kMaxUpstreamBody = 64 * 1024;
+constexpr std::size_t kMaxUpstreamBody = std::size_t{64} * 1024;
 
 /// What may stay unencoded in a query parameter value: the RFC 3986 query characters minus the
 /// separators '&' and '=', and minus '+', which form decoders read as a space.

@@ -23,8 +23,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::size_t kMaxUpstreamBody = 64 * 1024;
-constexpr std::size_t kMaxSecretFile = 64 * 1024;
+constexpr std::size_t kMaxUpstreamBody = std::size_t{64} * 1024;
+constexpr std::size_t kMaxSecretFile = std::size_t{64} * 1024;
 constexpr std::string_view kAssertionType =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

@@ -16,7 +16,8 @@
 #define PAM_EXPORT __attribute__((visibility("default")))
 
 namespace {
-constexpr size_t kMaxToken = 16 * 1024;  // as pg-token-verifier; well below the 64 KiB pipe buffer
+constexpr size_t kMaxToken =
+    size_t{16} * 1024;  // as pg-token-verifier; well below the 64 KiB pipe buffer
 }
 
 extern "C" PAM_EXPORT int pam_sm_authenticate(pam_handle_t* pamh, int, int argc,

@@ -30,7 +30,7 @@ using nlohmann::json;
 namespace errc = boost::system::errc;
 
 // Token answers are a few KiB; anything near this is not token-broker.
-constexpr std::uint64_t kMaxBody = 64 * 1024;
+constexpr std::uint64_t kMaxBody = std::uint64_t{64} * 1024;
 // What we quote from the broker's error description: enough for any message it sends.
 constexpr std::size_t kMaxQuoted = 300;
 // A Retry-After beyond a day is nonsense; cap it rather than overflow.

@@ -59,8 +59,8 @@ struct Config {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds header_timeout{10};
   std::size_t max_connections = 1024;
-  std::size_t max_header_bytes = 8 * 1024;         ///< request line + headers
-  std::size_t max_requests_per_connection = 1000;  ///< 0: no limit
+  std::size_t max_header_bytes = std::size_t{8} * 1024;  ///< request line + headers
+  std::size_t max_requests_per_connection = 1000;        ///< 0: no limit
   tb::log::Format log_format = tb::log::Format::json;
   spdlog::level::level_enum log_level = spdlog::level::info;
 };

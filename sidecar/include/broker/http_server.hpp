@@ -23,7 +23,7 @@ namespace broker {
 
 struct ServerLimits {
   /// Request line + headers, in bytes; more is answered 431 and the connection closed.
-  std::size_t header_limit = 8 * 1024;
+  std::size_t header_limit = std::size_t{8} * 1024;
   /// Time to send a request's headers: for a new connection counted from the accept (a caller
   /// that connects and sends nothing holds its slot that long), for a kept-alive one from the
   /// request's first byte.
