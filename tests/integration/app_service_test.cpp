@@ -19,11 +19,6 @@ using test_support::read_file;
 using test_support::wait_until;
 
 constexpr const char* kHeader = "app-service-identity-header-0123456789";
-constexpr const char* kDefaultClientId = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kDefaultObjectId = "22222222-2222-2222-2222-222222222222";
-constexpr const char* kDefaultResourceId =
-    "%2Fsubscriptions%2F00000000-0000-0000-0000-000000000000%2Fresourcegroups%2Fdev%2Fproviders%"
-    "2FMicrosoft.ManagedIdentity%2FuserAssignedIdentities%2Ftoken-broker-dev";
 
 class AppService : public BrokerWithEmulator {
  protected:
@@ -75,7 +70,7 @@ TEST_F(AppService, AutoPicksAppServiceAndServesTheTokenFromTheCacheAfterwards) {
   ASSERT_EQ(response.result_int(), 200) << response.body() << "\n" << broker_log();
   const auto body = json::parse(response.body());
   const auto claims = test_support::jwt_claims(body["access_token"].get<std::string>());
-  EXPECT_EQ(claims["appid"], kDefaultClientId);
+  EXPECT_EQ(claims["appid"], kEmulatorClientId);
   EXPECT_EQ(claims["aud"], kDatabase);
   EXPECT_GT(body["expires_in"].get<int>(), 3000);
   EXPECT_EQ(get_token().result_int(), 200);
@@ -91,15 +86,15 @@ TEST_F(AppService, AutoPicksAppServiceAndServesTheTokenFromTheCacheAfterwards) {
 TEST_F(AppService, EachIdentityIsSentUnderAppServicesParameterName) {
   start_app_service_emulator(test_support::write_test_ca(dir_.path()));
   start_app_service_broker({{"IDENTITY_ENDPOINT", http_endpoint()}, {"IDENTITY_HEADER", kHeader}});
-  for (const std::string& selector : {std::string("&client_id=") + kDefaultClientId,
-                                      std::string("&object_id=") + kDefaultObjectId,
-                                      std::string("&principal_id=") + kDefaultObjectId,
-                                      std::string("&mi_res_id=") + kDefaultResourceId}) {
+  for (const std::string& selector : {std::string("&client_id=") + kEmulatorClientId,
+                                      std::string("&object_id=") + kEmulatorObjectId,
+                                      std::string("&principal_id=") + kEmulatorObjectId,
+                                      std::string("&mi_res_id=") + kEmulatorResourceIdQuery}) {
     auto response = get_token(selector);
     ASSERT_EQ(response.result_int(), 200) << selector << ": " << response.body();
     const auto claims =
         test_support::jwt_claims(json::parse(response.body())["access_token"].get<std::string>());
-    EXPECT_EQ(claims["appid"], kDefaultClientId) << selector;
+    EXPECT_EQ(claims["appid"], kEmulatorClientId) << selector;
   }
   // An identity the app does not have: the endpoint's 400, passed on at once, not retried.
   auto unknown = get_token("&client_id=99999999-9999-9999-9999-999999999999");

@@ -2,6 +2,7 @@
 // backed by the same cache as the Unix socket, against a real broker and emulator.
 
 #include "fixture.hpp"
+#include "imds_emulator/emulator.hpp"
 
 #include <sys/stat.h>
 
@@ -17,12 +18,6 @@ using namespace std::chrono_literals;
 using test_support::read_file;
 using test_support::run_and_capture;
 using test_support::wait_until;
-
-constexpr const char* kDefaultClientId = "11111111-1111-1111-1111-111111111111";
-constexpr const char* kDefaultObjectId = "22222222-2222-2222-2222-222222222222";
-constexpr const char* kDefaultResIdQuery =
-    "%2Fsubscriptions%2F00000000-0000-0000-0000-000000000000%2Fresourcegroups%2Fdev%2Fproviders%"
-    "2FMicrosoft.ManagedIdentity%2FuserAssignedIdentities%2Ftoken-broker-dev";
 
 class DropIn : public BrokerWithEmulator {
  protected:
@@ -74,13 +69,21 @@ class DropIn : public BrokerWithEmulator {
   std::string port_;
 };
 
+TEST(EmulatorIdentity, TheFixturesConstantsAreTheEmulatorsDefaultIdentity) {
+  const auto identity = imds_emulator::default_identity();
+  EXPECT_EQ(identity.client_id, kEmulatorClientId);
+  EXPECT_EQ(identity.object_id, kEmulatorObjectId);
+  EXPECT_EQ(std::regex_replace(identity.mi_res_id, std::regex("/"), "%2F"),
+            kEmulatorResourceIdQuery);
+}
+
 TEST_F(DropIn, ImdsRouteAnswersAsImdsFromTheSameCacheAsTheSocket) {
   start();
   auto response = imds_get();
   ASSERT_EQ(response.result_int(), 200) << response.body();
   const auto body = json::parse(response.body());
   for (const auto& [key, value] : body.items()) EXPECT_TRUE(value.is_string()) << key;
-  EXPECT_EQ(body["client_id"], kDefaultClientId);
+  EXPECT_EQ(body["client_id"], kEmulatorClientId);
   EXPECT_EQ(body["resource"], kDatabase);
   EXPECT_EQ(body["token_type"], "Bearer");
 
@@ -125,7 +128,7 @@ TEST_F(DropIn, AppServiceRouteAnswersInAppServiceShapeWithTheGeneratedHeader) {
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   EXPECT_GT(expires_on, now + 3000);
-  EXPECT_EQ(body["client_id"], kDefaultClientId);
+  EXPECT_EQ(body["client_id"], kEmulatorClientId);
   EXPECT_EQ(body["resource"], kDatabase);
 }
 
@@ -145,14 +148,14 @@ TEST_F(DropIn, AppServiceRouteRefusesAMissingOrWrongHeader) {
 
 TEST_F(DropIn, EveryIdentityParameterReachesTheUpstreamInItsOwnName) {
   start();
-  for (const std::string& suffix : {std::string("&client_id=") + kDefaultClientId,
-                                    std::string("&principal_id=") + kDefaultObjectId,
-                                    std::string("&object_id=") + kDefaultObjectId,
-                                    std::string("&mi_res_id=") + kDefaultResIdQuery}) {
+  for (const std::string& suffix : {std::string("&client_id=") + kEmulatorClientId,
+                                    std::string("&principal_id=") + kEmulatorObjectId,
+                                    std::string("&object_id=") + kEmulatorObjectId,
+                                    std::string("&mi_res_id=") + kEmulatorResourceIdQuery}) {
     auto response = app_service_get(suffix);
     EXPECT_EQ(response.result_int(), 200) << suffix << ": " << response.body();
   }
-  auto imds = imds_get(std::string("&msi_res_id=") + kDefaultResIdQuery);
+  auto imds = imds_get(std::string("&msi_res_id=") + kEmulatorResourceIdQuery);
   EXPECT_EQ(imds.result_int(), 200) << imds.body();
   // An identity the upstream does not know: its refusal, as a 400.
   auto unknown = app_service_get("&client_id=99999999-0000-0000-0000-000000000000");

@@ -24,6 +24,15 @@ inline constexpr const char* kDatabase = "https://database.windows.net/";
 /// Percent-encoded form of kDatabase for request targets.
 inline constexpr const char* kDatabaseQuery = "https%3A%2F%2Fdatabase.windows.net%2F";
 
+/// The emulator's identity when it runs without --identity (imds_emulator::default_identity();
+/// drop_in_test.cpp checks that they agree).
+inline constexpr const char* kEmulatorClientId = "11111111-1111-1111-1111-111111111111";
+inline constexpr const char* kEmulatorObjectId = "22222222-2222-2222-2222-222222222222";
+/// Its resource id, percent-encoded for a query.
+inline constexpr const char* kEmulatorResourceIdQuery =
+    "%2Fsubscriptions%2F00000000-0000-0000-0000-000000000000%2Fresourcegroups%2Fdev%2Fproviders%"
+    "2FMicrosoft.ManagedIdentity%2FuserAssignedIdentities%2Ftoken-broker-dev";
+
 class BrokerWithEmulator : public ::testing::Test {
  protected:
   void TearDown() override;
