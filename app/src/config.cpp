@@ -38,7 +38,7 @@ const std::vector<Flag>& flags() {
        [](AppConfig& c, const std::string& v) -> Problem {
          auto dialect = parse_dialect(v);
          if (!dialect) return "must be sqlserver, postgresql or sqlite, got '" + v + "'";
-         c.db_dialect = *dialect;
+         c.db_dialect = dialect;
          return std::nullopt;
        }},
       {"db-token-resource", "URI",

@@ -383,6 +383,8 @@ struct Broker::Impl {
         if (auto now = token_now(request, query)) {
           response = std::move(*now);
         } else {
+          // token_now() sets `query` whenever it answers nothing.
+          // NOLINTNEXTLINE(bugprone-unchecked-optional-access)
           response = co_await wait_for_token(request, *query);
         }
       } else {
@@ -443,6 +445,8 @@ struct Broker::Impl {
       if (auto now = token_now(request, query)) {
         response = std::move(*now);
       } else {
+        // token_now() sets `query` whenever it answers nothing.
+        // NOLINTNEXTLINE(bugprone-unchecked-optional-access)
         response = co_await wait_for_token(request, *query);
       }
     }
@@ -530,7 +534,7 @@ struct Broker::Impl {
     if (ec) co_return;
     tb::log::info("shutting down", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
                                     {"grace_s", config.shutdown_grace.count()}});
-    socket_server->drain();
+    socket_server->drain();  // NOLINT(bugprone-unchecked-optional-access): set by listen()
     if (admin_server) admin_server->drain();
     if (drop_in_server) drop_in_server->drain();
     // Requests in flight (including ones waiting for an upstream call) may finish.
@@ -585,7 +589,7 @@ Broker::~Broker() {
 int Broker::run() {
   auto& impl = *impl_;
   const auto& config = impl.config;
-  impl.socket_server->start();
+  impl.socket_server->start();  // NOLINT(bugprone-unchecked-optional-access): set by listen()
   if (impl.admin_server) impl.admin_server->start();
   if (impl.drop_in_server) impl.drop_in_server->start();
   asio::co_spawn(impl.io, impl.shutdown_when_signalled(), asio::detached);

@@ -138,7 +138,8 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
       co_return entry->token;
     }
     if (stopped_) co_return ServeError{503, "shutting_down", "token-broker is shutting down", 1s};
-    if (entry->last_error && now < entry->fail_fast_until) co_return fail_fast_error(*entry, now);
+    if (entry->last_error && now < entry->fail_fast_until)
+      co_return fail_fast_error(*entry, *entry->last_error, now);
     if (entry->state == Entry::State::idle) {
       start(*entry);
     } else if (entry->state == Entry::State::waiting_refresh &&
@@ -302,8 +303,8 @@ void TokenCache::notify(Entry& entry) {
   for (auto* waiter : entry.waiters) waiter->cancel();
 }
 
-ServeError TokenCache::fail_fast_error(const Entry& entry, SteadyTime now) const {
-  const auto& error = *entry.last_error;
+ServeError TokenCache::fail_fast_error(const Entry& entry, const FetchError& error,
+                                       SteadyTime now) const {
   // The upstream refused the request itself: pass that on so the caller does not retry blindly.
   unsigned status = 503;
   if (error.status == 400) status = 400;

@@ -19,7 +19,6 @@ namespace {
 
 using Flag = tb::flags::Flag<Config>;
 using tb::flags::parse_host_port;
-using tb::flags::to_int;
 constexpr std::string_view kEnvPrefix = "TOKEN_BROKER_";
 
 auto int_range(std::int64_t low, std::int64_t high,

@@ -37,9 +37,8 @@ FetchError malformed(std::string description) {
 
 std::optional<std::int64_t> parse_int(std::string_view text) {
   std::int64_t value = 0;
-  const auto* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end || text.empty()) return std::nullopt;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
   return value;
 }
 

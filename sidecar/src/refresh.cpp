@@ -16,7 +16,8 @@ std::chrono::milliseconds refresh_delay(std::chrono::seconds lifetime,
     delay = std::min<std::chrono::milliseconds>(*refresh_in, life);
   } else {
     const double factor = 0.9 + 0.2 * std::clamp(jitter, 0.0, 1.0);  // ±10 %
-    delay = std::chrono::milliseconds(static_cast<std::int64_t>(life.count() * 0.5 * factor));
+    delay = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(life.count()) * 0.5 * factor));
   }
   // Never later than expiry - 5 min, where the lifetime leaves room for that.
   if (life > 2 * kRefreshBeforeExpiry) delay = std::min(delay, life - kRefreshBeforeExpiry);

@@ -47,11 +47,11 @@ std::string read_token() {
 }
 
 int usage(const char* error) {
-  std::fprintf(stderr,
-               "pg-token-verifier: %s\n"
-               "usage: pg-token-verifier --config FILE --user ROLE   (token on stdin)\n"
-               "       pg-token-verifier --config FILE --check\n",
-               error);
+  (void)std::fprintf(stderr,
+                     "pg-token-verifier: %s\n"
+                     "usage: pg-token-verifier --config FILE --user ROLE   (token on stdin)\n"
+                     "       pg-token-verifier --config FILE --check\n",
+                     error);
   return kBadConfig;
 }
 
@@ -75,15 +75,15 @@ int main(int argc, char** argv) {
 
   const auto loaded = pg_token_auth::load_config(config_path);
   if (!loaded.config) {
-    std::fprintf(stderr, "pg-token-verifier: %s\n", loaded.error.c_str());
+    (void)std::fprintf(stderr, "pg-token-verifier: %s\n", loaded.error.c_str());
     return kBadConfig;
   }
   const auto& config = *loaded.config;
   if (check) {
     const int fd = ::open(config.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
-      std::fprintf(stderr, "pg-token-verifier: cannot open log %s: %s\n", config.log_path.c_str(),
-                   std::strerror(errno));
+      (void)std::fprintf(stderr, "pg-token-verifier: cannot open log %s: %s\n",
+                         config.log_path.c_str(), std::strerror(errno));
       return kBadConfig;
     }
     ::close(fd);
@@ -95,8 +95,8 @@ int main(int argc, char** argv) {
   const auto now = std::chrono::system_clock::now();
   const auto verdict = pg_token_auth::verify(token, user, config, now);
   if (!append_line(config.log_path, pg_token_auth::log_line(verdict, user, now))) {
-    std::fprintf(stderr, "pg-token-verifier: cannot write log %s: %s; refusing the login\n",
-                 config.log_path.c_str(), std::strerror(errno));
+    (void)std::fprintf(stderr, "pg-token-verifier: cannot write log %s: %s; refusing the login\n",
+                       config.log_path.c_str(), std::strerror(errno));
     return kBadConfig;
   }
   return verdict.accepted ? kAccepted : kRefused;

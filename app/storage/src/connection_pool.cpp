@@ -192,8 +192,9 @@ class PooledStore final : public TodoStore {
   StoreResult<Todo> get(std::int64_t id) override {
     auto found = run([&](Connection& c) { return c.get(id); });
     if (!found) return found.error();
-    if (!*found) return not_found(id);
-    return std::move(**found);
+    auto& stored = *found;
+    if (!stored) return not_found(id);
+    return std::move(*stored);
   }
 
   StoreResult<Todo> create(const NewTodo& item) override {
@@ -204,10 +205,11 @@ class PooledStore final : public TodoStore {
       return c.get(*id);
     });
     if (!created) return created.error();
-    if (!*created) {
+    auto& stored = *created;
+    if (!stored) {
       return StoreError{StoreErrc::internal, "the new to-do item was not found after the insert"};
     }
-    return std::move(**created);
+    return std::move(*stored);
   }
 
   StoreResult<Todo> update(std::int64_t id, const TodoPatch& patch) override {
@@ -220,8 +222,9 @@ class PooledStore final : public TodoStore {
       return c.get(id);
     });
     if (!updated) return updated.error();
-    if (!*updated) return not_found(id);
-    return std::move(**updated);
+    auto& stored = *updated;
+    if (!stored) return not_found(id);
+    return std::move(*stored);
   }
 
   StoreResult<void> remove(std::int64_t id) override {

@@ -13,6 +13,8 @@
 namespace todo::odbc {
 namespace {
 
+// ODBC passes integer attribute values in its SQLPOINTER argument: the cast is the API's.
+// NOLINTNEXTLINE(performance-no-int-to-ptr)
 SQLPOINTER integer_attribute(std::uintptr_t value) { return reinterpret_cast<SQLPOINTER>(value); }
 
 bool succeeded(SQLRETURN rc) { return rc == SQL_SUCCESS || rc == SQL_SUCCESS_WITH_INFO; }
@@ -99,7 +101,9 @@ class Statement {
     const auto number = static_cast<SQLUSMALLINT>(indicators_.size());
     SQLRETURN rc = SQL_ERROR;
     if (connection_.sql_.text == TextEncoding::utf16) {
-      auto& text = wide_.emplace_back(*utf8_to_utf16(utf8));
+      auto converted = utf8_to_utf16(utf8);
+      if (!converted) return internal("the description is not valid UTF-8");
+      auto& text = wide_.emplace_back(std::move(*converted));
       const auto units = text.size();
       ind = static_cast<SQLLEN>(units * sizeof(char16_t));
       rc = SQLBindParameter(stmt_, number, SQL_PARAM_INPUT, SQL_C_WCHAR,

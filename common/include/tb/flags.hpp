@@ -59,7 +59,8 @@ inline std::optional<std::int64_t> to_int(std::string_view text) {
 template <class Config>
 auto int_range(std::int64_t low, std::int64_t high,
                std::function<void(Config&, std::int64_t)> set) {
-  return [=](Config& config, const std::string& value) -> std::optional<std::string> {
+  return [low, high, set = std::move(set)](Config& config,
+                                           const std::string& value) -> std::optional<std::string> {
     auto parsed = to_int(value);
     if (!parsed || *parsed < low || *parsed > high) {
       return fmt::format("must be a whole number from {} to {}, got '{}'", low, high, value);

@@ -86,7 +86,8 @@ class TokenCache {
   void release_slot();
   void notify(Entry& entry);
   bool wanted(const Entry& entry) const;
-  ServeError fail_fast_error(const Entry& entry, SteadyTime now) const;
+  /// `error` is `entry.last_error`'s value.
+  ServeError fail_fast_error(const Entry& entry, const FetchError& error, SteadyTime now) const;
   ServeError timeout_error(const Entry& entry, SteadyTime now) const;
 
   boost::asio::any_io_executor executor_;

@@ -15,9 +15,9 @@ namespace imds_emulator {
 namespace {
 
 bool parse_int(std::string_view text, long long min, long long max, long long& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out);
-  return !text.empty() && ec == std::errc() && ptr == end && out >= min && out <= max;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return !text.empty() && ec == std::errc() && ptr == text.data() + text.size() && out >= min &&
+         out <= max;
 }
 
 // A stable, UUID-shaped object id derived from the client id, so runs are reproducible.

@@ -407,12 +407,12 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
   return error_reply(404, "not_found", "no route for " + path);
 }
 
-Reply Emulator::complete_entra(const TokenJob& job, Clock::time_point now) {
+Reply Emulator::complete_entra(const TokenJob& job, const EntraCall& entra, Clock::time_point now) {
   const FaultStep& step = job.step;
-  if (auto refused = check_client_assertion(*job.entra, config_.sa_issuer_key.get(), now)) {
+  if (auto refused = check_client_assertion(entra, config_.sa_issuer_key.get(), now)) {
     refused->log = {{"route", kEntraSuffix},
                     {"client_id", job.call.identity.client_id},
-                    {"assertion_sha256", tb::log::fingerprint(job.entra->assertion)},
+                    {"assertion_sha256", tb::log::fingerprint(entra.assertion)},
                     {"error", json::parse(refused->body).at("error_description")}};
     return count(std::move(*refused));
   }
@@ -423,7 +423,7 @@ Reply Emulator::complete_entra(const TokenJob& job, Clock::time_point now) {
   reply.log = {{"route", kEntraSuffix},
                {"resource", job.call.resource},
                {"client_id", job.call.identity.client_id},
-               {"assertion_sha256", tb::log::fingerprint(job.entra->assertion)}};
+               {"assertion_sha256", tb::log::fingerprint(entra.assertion)}};
   if (step.action == Action::drop || step.action == Action::hang) return reply;
   if (step.action == Action::respond && step.status != 200) {
     Reply fault = entra_error_reply(step.status, "temporarily_unavailable", 50196,
@@ -486,7 +486,7 @@ Reply Emulator::complete_app_service(const TokenJob& job, Clock::time_point now)
 }
 
 Reply Emulator::complete(const TokenJob& job, Clock::time_point now) {
-  if (job.entra) return complete_entra(job, now);
+  if (job.entra) return complete_entra(job, *job.entra, now);
   if (job.app_service) return complete_app_service(job, now);
   const FaultStep& step = job.step;
   Reply reply;

@@ -107,7 +107,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 
   asio::awaitable<void> accept_loop();
   template <class Stream>
-  void spawn(std::shared_ptr<Connection<Stream>> conn);
+  void spawn(const std::shared_ptr<Connection<Stream>>& conn);
   template <class Stream>
   asio::awaitable<void> session(std::shared_ptr<Connection<Stream>> conn);
   // Sends `reply` (or misbehaves as its action says); false when the connection must close.
@@ -142,7 +142,7 @@ asio::awaitable<void> Server::State::accept_loop() {
 }
 
 template <class Stream>
-void Server::State::spawn(std::shared_ptr<Connection<Stream>> conn) {
+void Server::State::spawn(const std::shared_ptr<Connection<Stream>>& conn) {
   connections.insert(conn);
   // Each session keeps the State alive through its completion handler.
   asio::co_spawn(acceptor.get_executor(), session(conn),

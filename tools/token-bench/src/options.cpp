@@ -213,7 +213,7 @@ class Parser {
         return fail("--requests expects a whole number from 1 to " + std::to_string(kMaxRequests) +
                     ", got " + quoted(text));
       }
-      options_.requests = *count;
+      options_.requests = count;
       return true;
     }
     if (name == "--duration") {

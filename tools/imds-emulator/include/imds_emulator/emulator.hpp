@@ -164,7 +164,7 @@ class Emulator {
 
  private:
   Reply count(Reply reply);
-  Reply complete_entra(const TokenJob& job, Clock::time_point now);
+  Reply complete_entra(const TokenJob& job, const EntraCall& entra, Clock::time_point now);
   Reply complete_app_service(const TokenJob& job, Clock::time_point now);
   /// The fault actions that mangle a token answer (missing token, malformed, reset) and the
   /// bookkeeping of an issued token; shared by the IMDS and Entra routes.
