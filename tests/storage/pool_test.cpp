@@ -3,6 +3,7 @@
 #include "todo/connection_pool.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <map>
@@ -356,6 +357,12 @@ TEST_F(PoolTest, ConcurrentCallersNeverOpenMoreThanThePoolSize) {
   max_size = 3;
   auto pool = make_pool();
   auto store = make_store(pool);
+  // The pool logs each connection it opens. spdlog's registry is created on first use inside
+  // libspdlog.so, which TSan does not instrument: if the first two log calls of this process
+  // came from two of these threads at once, TSan could not see that its construction comes
+  // first and would report a race in spdlog. The programs call tb::log::init before any thread;
+  // this test creates the registry here, before its threads, for the same reason.
+  spdlog::default_logger_raw();
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};
   for (int t = 0; t < 8; ++t) {
