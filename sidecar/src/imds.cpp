@@ -3,6 +3,7 @@
 #include "broker/retry.hpp"
 #include "broker/source.hpp"
 
+#include "tb/flags.hpp"
 #include "tb/http_client.hpp"
 
 #include <boost/asio/error.hpp>
@@ -15,7 +16,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
-#include <charconv>
 #include <ctime>
 #include <stdexcept>
 
@@ -35,13 +35,6 @@ FetchError malformed(std::string description) {
   return FetchError{0, "malformed_response", std::move(description), std::nullopt};
 }
 
-std::optional<std::int64_t> parse_int(std::string_view text) {
-  std::int64_t value = 0;
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
-}
-
 /// A numeric field that may arrive as a JSON number or a string of digits.
 std::optional<std::int64_t> numeric_field(const json& body, const char* name) {
   auto it = body.find(name);
@@ -53,7 +46,7 @@ std::optional<std::int64_t> numeric_field(const json& body, const char* name) {
     if (!(value > -9.2e18 && value < 9.2e18)) return std::nullopt;
     return static_cast<std::int64_t>(value);
   }
-  if (it->is_string()) return parse_int(it->get_ref<const std::string&>());
+  if (it->is_string()) return tb::flags::to_int(it->get_ref<const std::string&>());
   return std::nullopt;
 }
 
@@ -70,8 +63,8 @@ std::optional<std::int64_t> parse_date_expiry(const std::string& text) {
     if (rest.size() != 6 || (rest[0] != '+' && rest[0] != '-') || rest[3] != ':') {
       return std::nullopt;
     }
-    auto hours = parse_int(rest.substr(1, 2));
-    auto minutes = parse_int(rest.substr(4, 2));
+    auto hours = tb::flags::to_int(rest.substr(1, 2));
+    auto minutes = tb::flags::to_int(rest.substr(4, 2));
     if (!hours || !minutes) return std::nullopt;
     offset_seconds = (*hours * 3600 + *minutes * 60) * (rest[0] == '+' ? 1 : -1);
   }

@@ -1,12 +1,13 @@
 #include "imds_emulator/cli.hpp"
 
+#include "tb/flags.hpp"
+
 #include <openssl/evp.h>
 #include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -14,10 +15,12 @@
 namespace imds_emulator {
 namespace {
 
+/// A whole number in [min, max] (tb::flags::to_int, with the range on top).
 bool parse_int(std::string_view text, long long min, long long max, long long& out) {
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return !text.empty() && ec == std::errc() && ptr == text.data() + text.size() && out >= min &&
-         out <= max;
+  const auto value = tb::flags::to_int(text);
+  if (!value || *value < min || *value > max) return false;
+  out = *value;
+  return true;
 }
 
 // A stable, UUID-shaped object id derived from the client id, so runs are reproducible.
