@@ -145,6 +145,65 @@ function env(c, name) {
   return (c.env ?? []).find((e) => e.name === name)?.value;
 }
 
+// The `helm install todo charts/todo …` commands of charts/todo/README.md as a newcomer types
+// them: continuation lines joined, the shell variables given example values, split into words
+// as the shell would (no globbing in them). Each comes with the code block it is in. Commands
+// with a values file are left out: the file is the reader's.
+const README_VARIABLES = {
+  ACR: "todoacr12345",
+  CLIENT_ID,
+  TENANT_ID,
+  ID_RESOURCE:
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/todo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/todo-identity",
+  REGISTRY: "registry.example.com",
+};
+
+function shellWords(line) {
+  const words = [];
+  let word = null;
+  let quote = null;
+  for (const ch of line) {
+    if (quote) {
+      if (ch === quote) quote = null;
+      else word += ch;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      word ??= "";
+    } else if (/\s/.test(ch)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else if (ch === "#" && word === null) {
+      break; // a comment
+    } else {
+      word = (word ?? "") + ch;
+    }
+  }
+  assert.equal(quote, null, `unbalanced quote in: ${line}`);
+  if (word !== null) words.push(word);
+  return words;
+}
+
+function readmeInstalls() {
+  const text = readFileSync(join(chart, "README.md"), "utf8");
+  const installs = [];
+  for (const [, body] of text.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    const block = body.replace(/\\\n\s*/g, " ");
+    for (const line of block.split("\n")) {
+      if (!/^helm install todo charts\/todo\b/.test(line)) continue;
+      const expanded = line.replace(/\$([A-Z_]+)|\$\{([A-Z_]+)\}/g, (_, a, b) => {
+        const name = a ?? b;
+        assert.ok(name in README_VARIABLES, `charts/todo/README.md uses $${name}: give it an example value in README_VARIABLES`);
+        return README_VARIABLES[name];
+      });
+      const words = shellWords(expanded);
+      // `-f my-values.yaml` stands for the reader's own file.
+      if (words.includes("-f") || words.includes("--values")) continue;
+      installs.push({ line, words, block });
+    }
+  }
+  return installs;
+}
+
 // ---- the checks every render gets -------------------------------------------------------------
 
 const standardLabels = [
@@ -513,6 +572,66 @@ for (const bin of helms) {
       assert.match(dev.stdout, /WARNING: devEmulator\.enabled=true/);
       assert.match(dev.stdout, /database\.type=sqlite keeps the to-dos in the pod's emptyDir/);
       assert.doesNotMatch(dev.stdout, /WARNING: replicaCount/);
+    });
+
+    test("the install commands of charts/todo/README.md render as they stand", async () => {
+      const installs = readmeInstalls();
+      assert.ok(installs.length >= 4, `4 or more helm install commands in charts/todo/README.md, found ${installs.length}`);
+      const modes = new Set();
+      for (const { line, words, block } of installs) {
+        // helm install todo charts/todo ARGS… → helm template todo CHART ARGS… (--create-namespace
+        // is about the cluster).
+        const args = ["template", "todo", chart, ...words.slice(4).filter((w) => w !== "--create-namespace")];
+        const out = await helm(bin, args);
+        assert.ok(out.ok, `${line} (${version}):\n${out.stderr}`);
+        const docs = parseDocs(out.stdout);
+        for (const doc of docs) {
+          assert.deepEqual(await validateObject(doc), [], `${line}: ${doc.kind} ${doc.metadata?.name}`);
+        }
+        checkLabels(docs);
+        const template = podSpec(docs);
+        checkSocketShared(template);
+        checkSecurity(template);
+        checkNoSecret(docs, out.stdout);
+        const sets = Object.fromEntries(words.flatMap((w, i) => (words[i - 1] === "--set" ? [w.split(/=(.*)/s, 2)] : [])));
+        const namespaceAt = words.findIndex((w) => w === "-n" || w === "--namespace");
+        const namespace = namespaceAt >= 0 ? words[namespaceAt + 1] : "default";
+        const spec = template.spec;
+        for (const [key, name] of [["app", "todo-app"], ["broker", "token-broker"], ["devEmulator", "imds-emulator"]]) {
+          const repository = sets[`${key}.image.repository`];
+          if (repository) assert.ok(container(spec, name).image.startsWith(`${repository}:`), `${line}: ${name}'s image`);
+        }
+        const mode = sets["identity.mode"] ?? "imds";
+        modes.add(mode);
+        const broker = container(spec, "token-broker");
+        if (sets["identity.clientId"]) assert.equal(sets["identity.clientId"], CLIENT_ID);
+        if (mode === "workloadIdentity") {
+          // The federated credential made in the same walkthrough names the ServiceAccount that the
+          // pod runs as, in the namespace it is installed in.
+          const subject = /--subject system:serviceaccount:([^:\s]+):(\S+)/.exec(block);
+          assert.ok(subject, `${line}: its walkthrough creates a federated credential`);
+          const sa = docs.find((d) => d.kind === "ServiceAccount");
+          assert.equal(spec.serviceAccountName, sa.metadata.name);
+          assert.equal(`${namespace}:${sa.metadata.name}`, `${subject[1]}:${subject[2]}`,
+            "the federated credential's subject is the chart's ServiceAccount");
+          assert.equal(sa.metadata.annotations["azure.workload.identity/client-id"], CLIENT_ID);
+          assert.equal(sa.metadata.annotations["azure.workload.identity/tenant-id"], TENANT_ID);
+          assert.equal(template.metadata.labels["azure.workload.identity/use"], "true");
+          assert.equal(flag(broker, "source"), "workload-identity");
+        } else if (mode === "podIdentity") {
+          const identity = docs.find((d) => d.kind === "AzureIdentity");
+          assert.equal(identity?.spec.resourceID, README_VARIABLES.ID_RESOURCE);
+          assert.equal(identity.spec.clientID, CLIENT_ID);
+          assert.equal(flag(broker, "source"), "imds");
+        } else {
+          assert.equal(flag(broker, "source"), "imds");
+          assert.equal(flag(broker, "client-id"), sets["identity.clientId"]);
+        }
+        if (sets["database.type"] === "sqlserver") {
+          assert.equal(env(container(spec, "todo-app"), "TODO_DB_CONNECTION_STRING"), SQL_CONNECTION);
+        }
+      }
+      assert.deepEqual([...modes].sort(), ["imds", "podIdentity", "workloadIdentity"], "a walkthrough for each identity mode");
     });
 
     for (const file of invalidFiles) {
