@@ -10,29 +10,49 @@
 # repository, accepting its EULA (ACCEPT_EULA=Y); false builds where that repository cannot be
 # reached (the image then serves PostgreSQL and SQLite only).
 # DEBIAN_IMAGE may point to a mirror or a local copy of debian:12 (bookworm).
+# Builds with podman/buildah or Docker with BuildKit (the default since Docker 23): the build
+# stage keeps ccache in a cache mount (RUN --mount=type=cache).
 ARG DEBIAN_IMAGE=docker.io/library/debian:12-slim
 ARG INSTALL_MSODBCSQL=true
 
-# ---- build ---------------------------------------------------------------------------------
+# ---- build (the same in Dockerfile.sidecar and Dockerfile.app, byte for byte) -----------------
+# Both Dockerfiles build all four programs in this one stage, so that whichever image is built
+# second finds the stage in the layer cache (buildah --layers, BuildKit) and compiles nothing.
+# tests/docs/check-dockerfile-build-stages checks that the two copies stay identical.
 FROM ${DEBIAN_IMAGE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
+# The Debian 12 build packages of scripts/install-deps (Boost 1.81 on purpose), minus the test
+# and formatting tools, plus ccache.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config ca-certificates binutils \
+      build-essential cmake ninja-build pkg-config ca-certificates binutils ccache \
       libboost1.81-dev libboost-url1.81-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libssl-dev \
       unixodbc-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Sources only (.dockerignore keeps build/, tests/, .git/ … out). The top-level CMakeLists.txt
+# configures every component, so all of them are copied.
 COPY CMakeLists.txt CMakePresets.json ./
 COPY cmake/ cmake/
 COPY common/ common/
 COPY sidecar/ sidecar/
 COPY tools/ tools/
 COPY app/ app/
-RUN cmake --preset release -DTB_BUILD_TESTS=OFF -DTB_WARNINGS_AS_ERRORS=OFF >/dev/null \
- && cmake --build --preset release --target todo-app \
+# ccache keeps its objects in a cache mount (id token-broker-ccache; podman/buildah keep it in
+# $TMPDIR/buildah-cache, BuildKit in its own cache): after a source change only what changed is
+# compiled again. The build tree is removed, so the layer holds only the stripped programs.
+RUN --mount=type=cache,target=/ccache,id=token-broker-ccache \
+    export CCACHE_DIR=/ccache CCACHE_MAXSIZE=2G TB_COMPILER_LAUNCHER=ccache \
+ && ccache --zero-stats >/dev/null \
+ && cmake --preset release -DTB_BUILD_TESTS=OFF -DTB_WARNINGS_AS_ERRORS=OFF >/dev/null \
+ && cmake --build --preset release --target token-broker tokenctl imds-emulator todo-app \
  && mkdir -p /out \
- && strip --strip-unneeded -o /out/todo-app build/release/app/todo-app
+ && for program in sidecar/token-broker tools/tokenctl/tokenctl \
+                   tools/imds-emulator/imds-emulator app/todo-app; do \
+      strip --strip-unneeded -o "/out/${program##*/}" "build/release/$program" || exit 1; \
+    done \
+ && (ccache --show-stats | grep -E 'Hits|Misses' || true) \
+ && rm -rf build
 
 # ---- Microsoft's package signing key (only with INSTALL_MSODBCSQL=true) ----------------------
 FROM ${DEBIAN_IMAGE} AS microsoft-key
