@@ -8,7 +8,8 @@
 #
 # INSTALL_MSODBCSQL=true (default) installs msodbcsql18 from Microsoft's Debian 12 package
 # repository, accepting its EULA (ACCEPT_EULA=Y); false builds where that repository cannot be
-# reached (the image then serves PostgreSQL and SQLite only).
+# reached (the image then serves PostgreSQL and SQLite only). With true and no way to that
+# repository, the build stops with a message saying so.
 # DEBIAN_IMAGE may point to a mirror or a local copy of debian:12 (bookworm).
 # Builds with podman/buildah or Docker with BuildKit (the default since Docker 23): the build
 # stage keeps ccache in a cache mount (RUN --mount=type=cache).
@@ -62,9 +63,11 @@ RUN mkdir -p /out \
  && if [ "$INSTALL_MSODBCSQL" = "true" ]; then \
       apt-get update \
       && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
-      && curl -fsSL --retry 3 https://packages.microsoft.com/keys/microsoft.asc \
-         | gpg --dearmor -o /out/microsoft-prod.gpg \
-      && rm -rf /var/lib/apt/lists/*; \
+      && { curl -fsSL --retry 3 -o /tmp/microsoft.asc https://packages.microsoft.com/keys/microsoft.asc \
+           || { echo "Dockerfile.app: cannot download Microsoft's signing key from packages.microsoft.com (for msodbcsql18). Where that repository cannot be reached, build with --build-arg INSTALL_MSODBCSQL=false (PostgreSQL and SQLite only)." >&2; \
+                exit 1; }; } \
+      && gpg --dearmor -o /out/microsoft-prod.gpg /tmp/microsoft.asc \
+      && rm -rf /tmp/microsoft.asc /var/lib/apt/lists/*; \
     fi
 
 # ---- runtime -------------------------------------------------------------------------------
@@ -86,8 +89,10 @@ RUN set -eu; \
       install -m 0644 /tmp/microsoft-key/microsoft-prod.gpg /usr/share/keyrings/microsoft-prod.gpg; \
       echo "deb [arch=$(dpkg --print-architecture) signed-by=/usr/share/keyrings/microsoft-prod.gpg] https://packages.microsoft.com/debian/12/prod bookworm main" \
         > /etc/apt/sources.list.d/microsoft-prod.list; \
-      apt-get update; \
-      ACCEPT_EULA=Y apt-get install -y --no-install-recommends msodbcsql18; \
+      if ! apt-get update || ! ACCEPT_EULA=Y apt-get install -y --no-install-recommends msodbcsql18; then \
+        echo "Dockerfile.app: cannot install msodbcsql18 from packages.microsoft.com/debian/12/prod. Where that repository cannot be reached, build with --build-arg INSTALL_MSODBCSQL=false (PostgreSQL and SQLite only)." >&2; \
+        exit 1; \
+      fi; \
       odbcinst -q -d -n "ODBC Driver 18 for SQL Server" >/dev/null; \
     fi; \
     rm -rf /tmp/microsoft-key /var/lib/apt/lists/*; \
