@@ -63,7 +63,8 @@ RUN mkdir -p /out \
  && if [ "$INSTALL_MSODBCSQL" = "true" ]; then \
       apt-get update \
       && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
-      && { curl -fsSL --retry 3 -o /tmp/microsoft.asc https://packages.microsoft.com/keys/microsoft.asc \
+      && { curl -fsSL --retry 3 --connect-timeout 15 --max-time 60 -o /tmp/microsoft.asc \
+             https://packages.microsoft.com/keys/microsoft.asc \
            || { echo "Dockerfile.app: cannot download Microsoft's signing key from packages.microsoft.com (for msodbcsql18). Where that repository cannot be reached, build with --build-arg INSTALL_MSODBCSQL=false (PostgreSQL and SQLite only)." >&2; \
                 exit 1; }; } \
       && gpg --dearmor -o /out/microsoft-prod.gpg /tmp/microsoft.asc \
