@@ -292,6 +292,7 @@ TEST_F(Wire, OverMaxConnectionsANewConnectionGets503AndTheBrokerServesAfterTheFl
     ASSERT_TRUE(held.back().ok());
   }
   // Once the broker holds 20, the next connection is answered without being read.
+  const auto flood_start = std::chrono::steady_clock::now();
   std::vector<Answer> refused;
   Raw::End end = Raw::End::open;
   ASSERT_TRUE(wait_until(
@@ -322,8 +323,13 @@ TEST_F(Wire, OverMaxConnectionsANewConnectionGets503AndTheBrokerServesAfterTheFl
     ASSERT_EQ(answers[0].result_int(), 503);
     ASSERT_NE(how, Raw::End::open);
   }
-  EXPECT_EQ(log_lines_containing("connections refused: too many open connections"), 1u)
-      << broker_log();
+  // One line per 10 s at most: one, unless a loaded machine made the flood last longer.
+  const auto flood_seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now() - flood_start)
+                                 .count();
+  const auto lines = log_lines_containing("connections refused: too many open connections");
+  EXPECT_GE(lines, 1u) << broker_log();
+  EXPECT_LE(lines, 1u + static_cast<std::size_t>(flood_seconds / 10)) << broker_log();
 
   // The held connections go away: the broker serves again.
   held.clear();
