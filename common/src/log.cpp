@@ -1,6 +1,6 @@
 #include "tb/log.hpp"
 
-#include "tb/digest.hpp"
+#include "tb/crypto.hpp"
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -90,15 +90,6 @@ void emit(spdlog::level::level_enum level, std::string_view msg, const nlohmann:
               g_format == Format::json ? render_json(msg, fields) : render_text(msg, fields));
 }
 
-std::string fingerprint(std::string_view secret) {
-  const auto digest = tb::sha256(secret);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < 6; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
-}
+std::string fingerprint(std::string_view secret) { return tb::hex(tb::sha256(secret), 6); }
 
 }  // namespace tb::log

@@ -1,9 +1,7 @@
 #include "broker/api.hpp"
 
-#include "tb/digest.hpp"
+#include "tb/crypto.hpp"
 
-#include <fmt/format.h>
-#include <openssl/crypto.h>
 #include <boost/beast/core/string.hpp>
 #include <boost/url/parse.hpp>
 #include <nlohmann/json.hpp>
@@ -22,8 +20,8 @@ constexpr std::size_t kMaxResource = 1024;
 constexpr std::size_t kMaxIdentity = 1024;
 constexpr std::int64_t kMaxMinValidity = std::int64_t{24} * 3600;
 
-ServeError bad_request(std::string description) {
-  return ServeError{400, "invalid_request", std::move(description), 0s};
+HttpError bad_request(std::string description) {
+  return HttpError{400, "invalid_request", std::move(description), 0s};
 }
 
 /// Resources (URIs) and identities (GUIDs, ARM paths) are printable ASCII; anything else is a
@@ -55,12 +53,6 @@ void append_json_string(std::string& out, std::string_view text) {
     return;
   }
   out += nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string json_string(std::string_view text) {
-  std::string out;
-  append_json_string(out, text);
-  return out;
 }
 
 void append_int(std::string& out, std::int64_t value) {
@@ -118,7 +110,7 @@ std::optional<std::string_view> simple_resource_query(std::string_view target) {
 }
 
 /// The checks of a `resource` value, the same on every path.
-std::optional<ServeError> check_resource(std::string_view value) {
+std::optional<HttpError> check_resource(std::string_view value) {
   if (value.empty())
     return bad_request(
         "parameter 'resource' is empty; name the resource, e.g. https://database.windows.net/");
@@ -132,8 +124,6 @@ std::optional<ServeError> check_resource(std::string_view value) {
 
 }  // namespace
 
-std::string_view target_path(std::string_view target) { return target.substr(0, target.find('?')); }
-
 std::string_view route_of(std::string_view path) {
   for (std::string_view route : {kImdsRoute, kAppServiceRoute}) {
     if (path == route ||
@@ -144,16 +134,8 @@ std::string_view route_of(std::string_view path) {
   return path;
 }
 
-bool secret_equals(std::string_view given, std::string_view expected) {
-  // Digests of equal length, compared in constant time: neither where the two differ nor the
-  // expected secret's length shows in the time taken.
-  const auto a = tb::sha256(given);
-  const auto b = tb::sha256(expected);
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0 && !expected.empty();
-}
-
-std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
-                                                         const ApiOptions& options) {
+std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
+                                                        const ApiOptions& options) {
   if (const auto simple = simple_resource_query(request.target())) {
     TokenQuery query;
     query.shape = Shape::v1;
@@ -191,11 +173,11 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
       return bad_request(
           "Required header X-IDENTITY-HEADER not specified (send the value of IDENTITY_HEADER)");
     }
-    if (!secret_equals(header->value(), options.identity_header)) {
-      return ServeError{401, "unauthorized",
-                        "X-IDENTITY-HEADER does not match this broker's identity header (read it "
-                        "from --identity-header-file)",
-                        0s};
+    if (!tb::secret_equals(header->value(), options.identity_header)) {
+      return HttpError{401, "unauthorized",
+                       "X-IDENTITY-HEADER does not match this broker's identity header (read it "
+                       "from --identity-header-file)",
+                       0s};
     }
   }
 
@@ -207,7 +189,7 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
   for (auto param : parsed->params()) {
     const std::string& name = param.key;
     const std::string& value = param.value;
-    auto set_identity = [&](Identity::Kind kind) -> std::optional<ServeError> {
+    auto set_identity = [&](Identity::Kind kind) -> std::optional<HttpError> {
       if (identity_seen) {
         return bad_request("name at most one identity (client_id, object_id or mi_res_id)");
       }
@@ -218,7 +200,7 @@ std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
       query.key.identity = Identity{kind, value};
       return std::nullopt;
     };
-    std::optional<ServeError> problem;
+    std::optional<HttpError> problem;
     if (name == "resource") {
       if (resource_seen) return bad_request("parameter 'resource' given more than once");
       resource_seen = true;
@@ -295,15 +277,10 @@ std::string token_body(const Token& token, const TokenQuery& query, SteadyTime n
   const auto left = seconds_left(token, now);
   const std::string& resource = up.resource.empty() ? query.key.resource : up.resource;
   std::string body;
-  body.reserve((token.access_token_json.empty() ? up.access_token.size() + 16
-                                                : token.access_token_json.size()) +
-               resource.size() + up.client_id.size() + up.not_before.size() + 192);
+  body.reserve(up.access_token.size() + 16 + resource.size() + up.client_id.size() +
+               up.not_before.size() + 192);
   body += R"({"access_token":)";
-  if (token.access_token_json.empty()) {
-    append_json_string(body, up.access_token);
-  } else {
-    body += token.access_token_json;
-  }
+  append_json_string(body, up.access_token);
   if (query.shape == Shape::v1) {
     body += R"(,"token_type":)";
     append_json_string(body, up.token_type);
@@ -385,66 +362,21 @@ const std::string& TokenBodies::body(const TokenPtr& token, const TokenQuery& qu
   return rendered.body;
 }
 
-std::string error_body(std::string_view error, std::string_view description) {
-  return fmt::format(R"({{"error":{},"error_description":{}}})", json_string(error),
-                     json_string(description));
-}
-
 Response make_response(const Request& request, http::status status, std::string body) {
-  Response response{status, request.version()};
-  // insert, not set: the fields are new, there is nothing to look up and replace.
-  response.insert(http::field::server, "token-broker");
-  response.insert(http::field::content_type, "application/json");
-  response.insert(http::field::cache_control, "no-store");
-  response.keep_alive(request.keep_alive());
-  response.body() = std::move(body);
-  response.prepare_payload();
-  return response;
+  return tb::http::json_response(request, status, std::move(body), "token-broker");
 }
 
-void serialize_response(const Response& response, std::string& out) {
-  // What Beast's serializer writes for a string_body response with a Content-Length: the status
-  // line, the fields in their order, an empty line, the body.
-  const unsigned version = response.version();
-  const unsigned code = response.result_int();
-  const auto& body = response.body();
-  std::size_t size = 13 + response.reason().size() + 4 + body.size();
-  for (const auto& field : response) size += field.name_string().size() + field.value().size() + 4;
-  out.clear();
-  out.reserve(size);
-  const std::array<char, 13> status_line{'H',
-                                         'T',
-                                         'T',
-                                         'P',
-                                         '/',
-                                         static_cast<char>('0' + version / 10),
-                                         '.',
-                                         static_cast<char>('0' + version % 10),
-                                         ' ',
-                                         static_cast<char>('0' + code / 100),
-                                         static_cast<char>('0' + (code / 10) % 10),
-                                         static_cast<char>('0' + code % 10),
-                                         ' '};
-  out.append(status_line.data(), status_line.size());
-  out += response.reason();
-  out += "\r\n";
-  for (const auto& field : response) {
-    out += field.name_string();
-    out += ": ";
-    out += field.value();
-    out += "\r\n";
-  }
-  out += "\r\n";
-  out += body;
+Response make_error(const Request& request, const HttpError& error) {
+  return tb::http::error_response(request, error, "token-broker");
 }
 
-Response make_error(const Request& request, const ServeError& error) {
-  auto response = make_response(request, static_cast<http::status>(error.status),
-                                error_body(error.error, error.description));
-  if (error.retry_after.count() > 0) {
-    response.set(http::field::retry_after, std::to_string(error.retry_after.count()));
+HttpError to_http_error(const TokenError& error) {
+  unsigned status = 503;
+  if (error.kind == TokenError::Kind::upstream_rejected) {
+    if (error.upstream_status == 400) status = 400;
+    if (error.upstream_status == 401 || error.upstream_status == 403) status = 403;
   }
-  return response;
+  return HttpError{status, std::string(to_string(error.kind)), error.detail, error.retry_after};
 }
 
 }  // namespace broker

@@ -3,11 +3,11 @@
 #include "broker/api.hpp"
 #include "broker/app_service.hpp"
 #include "broker/cache.hpp"
-#include "broker/http_server.hpp"
 #include "broker/imds.hpp"
 #include "broker/peer.hpp"
 #include "broker/refresh.hpp"
 #include "broker/workload_identity.hpp"
+#include "tb/http/server.hpp"
 #include "tb/log.hpp"
 
 #include <fmt/format.h>
@@ -41,6 +41,9 @@ namespace asio = boost::asio;
 using local = asio::local::stream_protocol;
 using tcp = asio::ip::tcp;
 using nlohmann::json;
+using tb::http::HttpServer;
+using tb::http::ServerLimits;
+using tb::http::target_path;
 using namespace std::chrono_literals;
 
 namespace {
@@ -334,7 +337,7 @@ struct Broker::Impl {
 
   Response method_not_allowed(const Request& request) {
     auto response = make_error(
-        request, ServeError{405, "method_not_allowed", "only GET is allowed on this route", 0s});
+        request, HttpError{405, "method_not_allowed", "only GET is allowed on this route", 0s});
     response.set(http::field::allow, "GET");
     return response;
   }
@@ -344,7 +347,7 @@ struct Broker::Impl {
   /// for; `query` then holds the request's.
   std::optional<Response> token_now(const Request& request, std::optional<TokenQuery>& query) {
     auto parsed = parse_token_request(request, api);
-    if (auto* error = std::get_if<ServeError>(&parsed)) return make_error(request, *error);
+    if (auto* error = std::get_if<HttpError>(&parsed)) return make_error(request, *error);
     query = std::move(std::get<TokenQuery>(parsed));
     if (auto token = cache.held(query->key, query->min_validity)) {
       return make_response(request, http::status::ok,
@@ -360,7 +363,7 @@ struct Broker::Impl {
       co_return make_response(request, http::status::ok,
                               bodies.body(*token, query, clock.steady_now()));
     }
-    const auto& error = std::get<ServeError>(result);
+    const auto error = to_http_error(std::get<TokenError>(result));
     tb::log::info("token request not served",
                   {{"resource", query.key.resource},
                    {"identity", to_string(query.key.identity)},
@@ -394,10 +397,10 @@ struct Broker::Impl {
       response =
           request.method() == http::verb::get ? std::move(*common) : method_not_allowed(request);
     } else {
-      response = make_error(request, ServeError{404, "not_found",
-                                                "no such route; token requests go to "
-                                                "/v1/token?resource=…",
-                                                0s});
+      response = make_error(request, HttpError{404, "not_found",
+                                               "no such route; token requests go to "
+                                               "/v1/token?resource=…",
+                                               0s});
     }
     metrics.request(route_label(path), response.result_int());
     co_return response;
@@ -414,10 +417,10 @@ struct Broker::Impl {
       response = make_response(request, http::status::ok, metrics.render(cache.expiries()));
       response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     } else {
-      response = make_error(request, ServeError{404, "not_found",
-                                                "the admin listener serves /healthz, /readyz and "
-                                                "/metrics only (tokens: the Unix socket)",
-                                                0s});
+      response = make_error(request, HttpError{404, "not_found",
+                                               "the admin listener serves /healthz, /readyz and "
+                                               "/metrics only (tokens: the Unix socket)",
+                                               0s});
     }
     co_return response;
   }
@@ -427,19 +430,19 @@ struct Broker::Impl {
     const auto path = route_of(target_path(request.target()));
     Response response;
     if (path != kImdsRoute && path != kAppServiceRoute) {
-      response = make_error(request, ServeError{404, "not_found",
-                                                "this listener serves "
-                                                "/metadata/identity/oauth2/token (IMDS) and "
-                                                "/msi/token (App Service) only",
-                                                0s});
+      response = make_error(request, HttpError{404, "not_found",
+                                               "this listener serves "
+                                               "/metadata/identity/oauth2/token (IMDS) and "
+                                               "/msi/token (App Service) only",
+                                               0s});
     } else if (request.method() != http::verb::get) {
       response = method_not_allowed(request);
     } else if (request.find("X-Forwarded-For") != request.end()) {
       // As IMDS: a proxied request is someone else's, relayed (server-side request forgery).
-      response = make_error(request, ServeError{400, "invalid_request",
-                                                "Request with X-Forwarded-For header is not "
-                                                "allowed",
-                                                0s});
+      response = make_error(request, HttpError{400, "invalid_request",
+                                               "Request with X-Forwarded-For header is not "
+                                               "allowed",
+                                               0s});
     } else {
       std::optional<TokenQuery> query;
       if (auto now = token_now(request, query)) {
@@ -469,20 +472,20 @@ struct Broker::Impl {
     }
   }
 
-  std::optional<ServeError> admit(local::socket& socket) {
+  std::optional<HttpError> admit(local::socket& socket) {
     auto peer = peer_credentials(socket.native_handle());
     if (!peer) {
       tb::log::warn("caller refused: its credentials cannot be read");
-      return ServeError{403, "caller_not_allowed",
-                        "the broker cannot read the caller's credentials", 0s};
+      return HttpError{403, "caller_not_allowed", "the broker cannot read the caller's credentials",
+                       0s};
     }
     if (allowed(*peer, allow)) return std::nullopt;
     tb::log::warn("caller refused", {{"pid", peer->pid}, {"uid", peer->uid}, {"gid", peer->gid}});
-    return ServeError{403, "caller_not_allowed",
-                      "uid " + std::to_string(peer->uid) + " (gid " + std::to_string(peer->gid) +
-                          ") may not ask for tokens; add it to --allow-uids or --allow-gids, or "
-                          "run the caller in the socket's group",
-                      0s};
+    return HttpError{403, "caller_not_allowed",
+                     "uid " + std::to_string(peer->uid) + " (gid " + std::to_string(peer->gid) +
+                         ") may not ask for tokens; add it to --allow-uids or --allow-gids, or "
+                         "run the caller in the socket's group",
+                     0s};
   }
 
   void listen() {
@@ -501,12 +504,12 @@ struct Broker::Impl {
     socket_bound = true;
     resolve_allow_list();
     socket_server.emplace(
-        std::move(acceptor), [this](const Request& r) { return handle_socket(r); }, limits,
-        &metrics, [this](local::socket& socket) { return admit(socket); });
+        std::move(acceptor), [this](const Request& r) { return handle_socket(r); },
+        server_options(true), [this](local::socket& socket) { return admit(socket); });
     if (config.admin_enabled) {
       admin_server.emplace(
           bind_tcp(io, "--admin-listen", config.admin_host, config.admin_port),
-          [this](const Request& r) { return handle_admin(r); }, limits, nullptr);
+          [this](const Request& r) { return handle_admin(r); }, server_options(false));
     }
     if (config.imds_listen_enabled) bind_drop_in();
   }
@@ -525,8 +528,23 @@ struct Broker::Impl {
     auto acceptor = bind_tcp(io, "--imds-listen", config.imds_listen_host, config.imds_listen_port);
     drop_in_address = endpoint_text(acceptor.local_endpoint());
     drop_in_server.emplace(
-        std::move(acceptor), [this](const Request& r) { return handle_drop_in(r); }, limits,
-        &metrics);
+        std::move(acceptor), [this](const Request& r) { return handle_drop_in(r); },
+        server_options(true));
+  }
+
+  /// The HTTP layer's settings for one listener; `counted`: its connections show in /metrics.
+  tb::http::ServerOptions server_options(bool counted) {
+    tb::http::ServerOptions options{limits, make_error, nullptr};
+    if (counted) {
+      options.on_connection = [this](int delta) {
+        if (delta > 0) {
+          metrics.connection_opened();
+        } else {
+          metrics.connection_closed();
+        }
+      };
+    }
+    return options;
   }
 
   asio::awaitable<void> shutdown_when_signalled() {

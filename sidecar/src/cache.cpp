@@ -51,6 +51,20 @@ std::string one_decimal_seconds(std::chrono::steady_clock::duration d) {
 
 }  // namespace
 
+std::string_view to_string(TokenError::Kind kind) {
+  switch (kind) {
+    case TokenError::Kind::too_many_tokens:
+      return "too_many_tokens";
+    case TokenError::Kind::shutting_down:
+      return "shutting_down";
+    case TokenError::Kind::upstream_rejected:
+      return "upstream_rejected";
+    case TokenError::Kind::unavailable:
+      return "token_unavailable";
+  }
+  return "token_unavailable";
+}
+
 struct TokenCache::Entry {
   Entry(const asio::any_io_executor& executor, TokenKey k) : key(std::move(k)), wake(executor) {}
 
@@ -120,7 +134,7 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
                                            SteadyTime deadline) {
   Entry* entry = find_or_create(key);
   if (entry == nullptr) {
-    co_return ServeError{503, "too_many_tokens",
+    co_return TokenError{TokenError::Kind::too_many_tokens,
                          "the broker already holds " + std::to_string(options_.max_entries) +
                              " distinct tokens; ask for fewer distinct resources/identities",
                          30s};
@@ -137,7 +151,9 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
       if (entry->failures > 0 && now >= entry->refresh_at) metrics_.stale_serve();
       co_return entry->token;
     }
-    if (stopped_) co_return ServeError{503, "shutting_down", "token-broker is shutting down", 1s};
+    if (stopped_) {
+      co_return TokenError{TokenError::Kind::shutting_down, "token-broker is shutting down", 1s};
+    }
     if (entry->last_error && now < entry->fail_fast_until)
       co_return fail_fast_error(*entry, *entry->last_error, now);
     if (entry->state == Entry::State::idle) {
@@ -217,8 +233,6 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
         token->expires_at = now + fresh->expires_in;
         token->acquired_at = now;
         token->fingerprint = tb::log::fingerprint(fresh->access_token);
-        token->access_token_json = nlohmann::json(fresh->access_token)
-                                       .dump(-1, ' ', false, json::error_handler_t::replace);
         token->upstream = std::move(*fresh);
         delay = refresh_delay(token->upstream.expires_in, token->upstream.refresh_in, jitter_());
         fields["token_sha256"] = token->fingerprint;
@@ -303,21 +317,18 @@ void TokenCache::notify(Entry& entry) {
   for (auto* waiter : entry.waiters) waiter->cancel();
 }
 
-ServeError TokenCache::fail_fast_error(const Entry& entry, const FetchError& error,
+TokenError TokenCache::fail_fast_error(const Entry& entry, const FetchError& error,
                                        SteadyTime now) const {
   // The upstream refused the request itself: pass that on so the caller does not retry blindly.
-  unsigned status = 503;
-  if (error.status == 400) status = 400;
-  if (error.status == 401 || error.status == 403) status = 403;
-  return ServeError{status, "upstream_rejected",
+  return TokenError{TokenError::Kind::upstream_rejected,
                     "upstream (" + std::string(source_.name()) +
                         ") refused the token request for " + entry.key.resource + " (" +
                         to_string(entry.key.identity) + "): " + describe(error) +
                         "; check the resource and identity",
-                    ceil_seconds(entry.fail_fast_until - now)};
+                    ceil_seconds(entry.fail_fast_until - now), error.status};
 }
 
-ServeError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
+TokenError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
   std::string why;
   if (entry.last_error) why = "last upstream attempt failed: " + describe(*entry.last_error);
   if (entry.in_call) {
@@ -340,7 +351,7 @@ ServeError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
     held = "; the held token has " + std::to_string(time_left(*entry.token, now).count()) +
            " s left, less than the caller needs";
   }
-  return ServeError{503, "token_unavailable",
+  return TokenError{TokenError::Kind::unavailable,
                     "no valid token for " + entry.key.resource + " (" +
                         to_string(entry.key.identity) + ") in time: " + why + held,
                     retry_after};

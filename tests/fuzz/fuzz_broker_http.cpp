@@ -25,9 +25,9 @@ namespace {
 using namespace std::chrono_literals;
 namespace beast = boost::beast;
 namespace http = beast::http;
+using broker::HttpError;
 using broker::Request;
 using broker::Response;
-using broker::ServeError;
 
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 constexpr std::size_t kMaxRequests = 8;
@@ -40,17 +40,17 @@ const broker::ApiOptions& options() {
   return value;
 }
 
-/// As http_server.cpp answers a request it cannot parse.
+/// As tb/http/server.cpp answers a request it cannot parse.
 Response parse_error_response(const beast::error_code& ec) {
   Request dummy;
   dummy.version(11);
   dummy.keep_alive(false);
-  ServeError error{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(),
-                   0s};
+  HttpError error{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(), 0s};
   if (ec == http::error::header_limit) {
-    error = ServeError{431, "request_header_fields_too_large", "too large", 0s};
+    error = HttpError{431, "request_header_fields_too_large", "too large", 0s};
   } else if (ec == http::error::unexpected_body || ec == http::error::body_limit) {
-    error = ServeError{413, "payload_too_large", "token requests must not carry a body", 0s};
+    error =
+        HttpError{413, "payload_too_large", "requests to this server must not carry a body", 0s};
   }
   auto response = broker::make_error(dummy, error);
   response.keep_alive(false);
@@ -60,7 +60,7 @@ Response parse_error_response(const beast::error_code& ec) {
 /// The cache's part, replaced by a token that is always there.
 Response serve_token(const Request& request) {
   auto parsed = broker::parse_token_request(request, options());
-  if (auto* error = std::get_if<ServeError>(&parsed)) return broker::make_error(request, *error);
+  if (auto* error = std::get_if<HttpError>(&parsed)) return broker::make_error(request, *error);
   const auto& query = std::get<broker::TokenQuery>(parsed);
   FUZZ_CHECK(!query.key.resource.empty() && query.key.resource.size() <= 1024);
   FUZZ_CHECK(query.wait >= 1ms && query.wait <= options().max_wait);
@@ -81,14 +81,14 @@ Response serve_token(const Request& request) {
 
 Response method_not_allowed(const Request& request) {
   auto response = broker::make_error(
-      request, ServeError{405, "method_not_allowed", "only GET is allowed on this route", 0s});
+      request, HttpError{405, "method_not_allowed", "only GET is allowed on this route", 0s});
   response.set(http::field::allow, "GET");
   return response;
 }
 
 /// broker.cpp's handle_socket, without metrics and readiness.
 Response socket_listener(const Request& request) {
-  const auto path = broker::route_of(broker::target_path(request.target()));
+  const auto path = broker::route_of(tb::http::target_path(request.target()));
   if (path == broker::kTokenRoute || path == broker::kImdsRoute) {
     return request.method() == http::verb::get ? serve_token(request) : method_not_allowed(request);
   }
@@ -97,18 +97,18 @@ Response socket_listener(const Request& request) {
                ? broker::make_response(request, http::status::ok, R"({"status":"ok"})")
                : method_not_allowed(request);
   }
-  return broker::make_error(request, ServeError{404, "not_found", "no such route", 0s});
+  return broker::make_error(request, HttpError{404, "not_found", "no such route", 0s});
 }
 
 /// broker.cpp's handle_drop_in.
 Response drop_in_listener(const Request& request) {
-  const auto path = broker::route_of(broker::target_path(request.target()));
+  const auto path = broker::route_of(tb::http::target_path(request.target()));
   if (path != broker::kImdsRoute && path != broker::kAppServiceRoute) {
-    return broker::make_error(request, ServeError{404, "not_found", "no such route", 0s});
+    return broker::make_error(request, HttpError{404, "not_found", "no such route", 0s});
   }
   if (request.method() != http::verb::get) return method_not_allowed(request);
   if (request.find("X-Forwarded-For") != request.end()) {
-    return broker::make_error(request, ServeError{400, "invalid_request", "X-Forwarded-For", 0s});
+    return broker::make_error(request, HttpError{400, "invalid_request", "X-Forwarded-For", 0s});
   }
   return serve_token(request);
 }

@@ -1,4 +1,4 @@
-// Bytes -> a real Unix-socket connection to broker::HttpServer, the session loop that
+// Bytes -> a real Unix-socket connection to tb::http::HttpServer, the session loop that
 // token-broker runs: its own header reader (the 8 KiB limit counted over the whole header,
 // empty lines before a request line, requests with bodies), keep-alive, pipelining, the request
 // budget, lingering closes. The client writes the input, ends its side, and reads to the end;
@@ -12,8 +12,8 @@
 // no connection any more.
 
 #include "broker/api.hpp"
-#include "broker/http_server.hpp"
 #include "fuzz_check.hpp"
+#include "tb/http/server.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
@@ -48,21 +48,21 @@ broker::Response answer(const broker::Request& request) {
     return broker::make_response(request, http::status::ok,
                                  R"({"access_token":"fuzz","expires_in":3600})");
   }
-  return broker::make_error(request, broker::ServeError{404, "not_found", "no such route", 0s});
+  return broker::make_error(request, broker::HttpError{404, "not_found", "no such route", 0s});
 }
 
 struct Harness {
   asio::io_context io;
   std::filesystem::path dir;
   std::string path;
-  std::optional<broker::HttpServer<local>> server;
+  std::optional<tb::http::HttpServer<local>> server;
 
   Harness() {
     char pattern[] = "/tmp/tb-fuzz-server-XXXXXX";
     FUZZ_CHECK(::mkdtemp(pattern) != nullptr);
     dir = pattern;
     path = (dir / "s.sock").string();
-    broker::ServerLimits limits;
+    tb::http::ServerLimits limits;
     limits.header_limit = 8 * 1024;
     limits.max_requests_per_connection = kRequestsPerConnection;
     server.emplace(
@@ -70,7 +70,7 @@ struct Harness {
         [](const broker::Request& request) -> asio::awaitable<broker::Response> {
           co_return answer(request);
         },
-        limits, nullptr);
+        tb::http::ServerOptions{limits, broker::make_error, nullptr});
     server->start();
   }
   ~Harness() {

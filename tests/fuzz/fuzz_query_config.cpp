@@ -38,7 +38,7 @@ void check_query(std::string_view route, std::string_view query) {
   request.set("Metadata", "true");
   request.set(broker::kIdentityHeader, kIdentityHeader);
   const auto outcome = broker::parse_token_request(request, options);
-  if (const auto* error = std::get_if<broker::ServeError>(&outcome)) {
+  if (const auto* error = std::get_if<broker::HttpError>(&outcome)) {
     FUZZ_CHECK(error->status >= 400 && error->status <= 499);
     FUZZ_CHECK(!error->error.empty() && !error->description.empty());
     return;

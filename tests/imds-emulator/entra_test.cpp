@@ -67,9 +67,8 @@ json body_of(const Reply& reply) { return json::parse(reply.body); }
 Emulator make_emulator() {
   Config config;
   config.federated_clients.push_back(federated_client());
-  std::string error;
-  config.sa_issuer_key = load_public_key_pem(sa_issuer().public_key_pem(), error);
-  EXPECT_TRUE(config.sa_issuer_key) << error;
+  config.sa_issuer_key = tb::load_public_key_pem(sa_issuer().public_key_pem());
+  EXPECT_TRUE(config.sa_issuer_key);
   return Emulator(config, testing::shared_signer());
 }
 

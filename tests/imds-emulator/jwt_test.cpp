@@ -19,8 +19,8 @@ const Signer& signer() { return testing::shared_signer(); }
 using testing::verify_rs256;
 
 KeyPtr key_from_jwk(const json& jwk) {
-  const auto n = base64url_decode(jwk.at("n").get<std::string>());
-  const auto e = base64url_decode(jwk.at("e").get<std::string>());
+  const auto n = tb::base64url_decode(jwk.at("n").get<std::string>());
+  const auto e = tb::base64url_decode(jwk.at("e").get<std::string>());
   if (!n || !e) return {nullptr, EVP_PKEY_free};
   auto* bn_n = BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()),
                          static_cast<int>(n->size()), nullptr);
@@ -40,19 +40,6 @@ KeyPtr key_from_jwk(const json& jwk) {
   BN_free(bn_n);
   BN_free(bn_e);
   return {key, EVP_PKEY_free};
-}
-
-TEST(Base64Url, EncodesWithoutPaddingInTheUrlAlphabet) {
-  EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
-  EXPECT_EQ(base64url_encode("f"), "Zg");
-  EXPECT_EQ(base64url_encode(""), "");
-  for (std::string sample : {"a", "ab", "abc", "abcd", "\xff\xfe\xfd\xfc\xfb"}) {
-    const std::string encoded = base64url_encode(sample);
-    EXPECT_EQ(encoded.find_first_of("+/="), std::string::npos) << encoded;
-    EXPECT_EQ(base64url_decode(encoded), sample);
-  }
-  EXPECT_FALSE(base64url_decode("ab+c"));
-  EXPECT_FALSE(base64url_decode("a"));
 }
 
 TEST(Signer, SignedTokenVerifiesWithThePublicKeyPem) {
@@ -86,7 +73,7 @@ TEST(Signer, JwksModulusAndExponentRebuildAKeyThatVerifies) {
   EXPECT_EQ(jwk.at("alg"), "RS256");
   EXPECT_EQ(jwk.at("kid"), signer().kid());
   EXPECT_EQ(jwk.at("e"), "AQAB");
-  EXPECT_EQ(base64url_decode(jwk.at("n").get<std::string>())->size(), 256U);  // RSA-2048
+  EXPECT_EQ(tb::base64url_decode(jwk.at("n").get<std::string>())->size(), 256U);  // RSA-2048
   KeyPtr key = key_from_jwk(jwk);
   ASSERT_TRUE(key);
   EXPECT_TRUE(verify_rs256(key.get(), signer().sign({{"sub", "me"}})));

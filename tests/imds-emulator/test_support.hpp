@@ -1,8 +1,9 @@
 #pragma once
 // Helpers shared by the emulator tests: one RSA key per test binary, JWT decoding and
-// RS256 verification with OpenSSL (independent of the code under test's signing path).
+// RS256 verification (tb/crypto.hpp, pinned by tests/common/crypto_test.cpp).
 
 #include "imds_emulator/emulator.hpp"
+#include "tb/crypto.hpp"
 
 #include <openssl/evp.h>
 
@@ -17,24 +18,15 @@ inline const Signer& shared_signer() {
 }
 
 inline bool verify_rs256(EVP_PKEY* key, const std::string& jwt) {
-  const auto last_dot = jwt.rfind('.');
-  if (last_dot == std::string::npos) return false;
-  const auto signature = base64url_decode(jwt.substr(last_dot + 1));
-  if (!signature) return false;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  return EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) == 1 &&
-         EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature->data()),
-                          signature->size(), reinterpret_cast<const unsigned char*>(jwt.data()),
-                          last_dot) == 1;
+  const auto decoded = tb::decode_jwt(jwt);
+  return std::holds_alternative<tb::Jwt>(decoded) &&
+         !tb::check_rs256(std::get<tb::Jwt>(decoded), key);
 }
 
 /// The JSON of part `index` (0 header, 1 claims) of a compact JWT.
 inline nlohmann::json jwt_part(const std::string& jwt, int index) {
-  const auto first = jwt.find('.');
-  const auto second = jwt.find('.', first + 1);
-  const std::string part =
-      index == 0 ? jwt.substr(0, first) : jwt.substr(first + 1, second - first - 1);
-  return nlohmann::json::parse(base64url_decode(part).value());
+  auto decoded = std::get<tb::Jwt>(tb::decode_jwt(jwt));
+  return index == 0 ? std::move(decoded.header) : std::move(decoded.claims);
 }
 
 inline Request make_request(boost::beast::http::verb method, std::string target,

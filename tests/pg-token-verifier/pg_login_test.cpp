@@ -4,11 +4,11 @@
 #include "jwt_peek.hpp"
 #include "pg_cluster.hpp"
 #include "process.hpp"
+#include "tb/crypto.hpp"
 #include "tb/http_client.hpp"
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -156,13 +156,7 @@ test_support::PgCluster* PgTokenLogin::cluster_ = nullptr;
 std::string PgTokenLogin::emulator_port_;
 
 std::string PgTokenLogin::pg_fingerprint(const std::string& token) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_Digest(token.data(), token.size(), digest, &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 6; ++i) out += {kHex[digest[i] >> 4], kHex[digest[i] & 0xF]};
-  return out;
+  return tb::hex(tb::sha256(token), 6);
 }
 
 TEST_F(PgTokenLogin, EmulatorTokenLogsInAndEachConnectionIsLoggedWithItsToken) {

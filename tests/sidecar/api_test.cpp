@@ -1,6 +1,5 @@
 #include "broker/api.hpp"
 
-#include "tb/digest.hpp"
 #include "tb/log.hpp"
 
 #include <gtest/gtest.h>
@@ -28,20 +27,20 @@ Request get(std::string_view target, bool metadata = false) {
   return request;
 }
 
-TokenQuery expect_query(const std::variant<TokenQuery, ServeError>& outcome) {
-  if (const auto* error = std::get_if<ServeError>(&outcome)) {
+TokenQuery expect_query(const std::variant<TokenQuery, HttpError>& outcome) {
+  if (const auto* error = std::get_if<HttpError>(&outcome)) {
     ADD_FAILURE() << "expected a query, got " << error->status << " " << error->description;
     return {};
   }
   return std::get<TokenQuery>(outcome);
 }
 
-ServeError expect_bad_request(const std::variant<TokenQuery, ServeError>& outcome) {
+HttpError expect_bad_request(const std::variant<TokenQuery, HttpError>& outcome) {
   if (std::holds_alternative<TokenQuery>(outcome)) {
     ADD_FAILURE() << "expected a 400, got a query";
     return {};
   }
-  const auto& error = std::get<ServeError>(outcome);
+  const auto& error = std::get<HttpError>(outcome);
   EXPECT_EQ(error.status, 400u);
   EXPECT_EQ(error.error, "invalid_request");
   EXPECT_FALSE(error.description.empty());
@@ -49,7 +48,7 @@ ServeError expect_bad_request(const std::variant<TokenQuery, ServeError>& outcom
   return error;
 }
 
-void expect_mentions(const ServeError& error, std::string_view word) {
+void expect_mentions(const HttpError& error, std::string_view word) {
   EXPECT_NE(error.description.find(word), std::string::npos)
       << "'" << error.description << "' does not mention " << word;
 }
@@ -398,7 +397,7 @@ TEST(TokenBody, InvalidUtf8StillGivesValidJson) {
 // ---- errors and responses ----
 
 TEST(ErrorBody, IsTheDocumentedJsonObjectWithEscaping) {
-  const auto body = json::parse(error_body("invalid_request", "bad \"resource\"\n"));
+  const auto body = json::parse(tb::http::error_body("invalid_request", "bad \"resource\"\n"));
   EXPECT_EQ(keys_of(body), (std::set<std::string>{"error", "error_description"}));
   EXPECT_EQ(body["error"], "invalid_request");
   EXPECT_EQ(body["error_description"], "bad \"resource\"\n");
@@ -407,7 +406,7 @@ TEST(ErrorBody, IsTheDocumentedJsonObjectWithEscaping) {
 TEST(MakeError, CarriesStatusJsonNoStoreAndRetryAfterWhenPositive) {
   const auto request = get("/v1/token?resource=r");
   const auto response =
-      make_error(request, ServeError{503, "token_unavailable", "upstream said 503", 7s});
+      make_error(request, HttpError{503, "token_unavailable", "upstream said 503", 7s});
   EXPECT_EQ(response.result_int(), 503u);
   EXPECT_EQ(response[http::field::retry_after], "7");
   EXPECT_EQ(response[http::field::content_type], "application/json");
@@ -418,9 +417,39 @@ TEST(MakeError, CarriesStatusJsonNoStoreAndRetryAfterWhenPositive) {
   EXPECT_EQ(response[http::field::content_length], std::to_string(response.body().size()));
 }
 
+TEST(ToHttpError, MapsEachCacheErrorKindToItsStatusAndCode) {
+  using Kind = TokenError::Kind;
+  struct Case {
+    Kind kind;
+    unsigned upstream_status;
+    unsigned status;
+    const char* code;
+  };
+  for (const auto& c : {Case{Kind::too_many_tokens, 0, 503, "too_many_tokens"},
+                        Case{Kind::shutting_down, 0, 503, "shutting_down"},
+                        Case{Kind::unavailable, 0, 503, "token_unavailable"},
+                        Case{Kind::unavailable, 429, 503, "token_unavailable"},
+                        // The upstream's own refusal is passed on: 400 stays, 401/403 are 403.
+                        Case{Kind::upstream_rejected, 400, 400, "upstream_rejected"},
+                        Case{Kind::upstream_rejected, 401, 403, "upstream_rejected"},
+                        Case{Kind::upstream_rejected, 403, 403, "upstream_rejected"},
+                        Case{Kind::upstream_rejected, 404, 503, "upstream_rejected"}}) {
+    const auto error = to_http_error(TokenError{c.kind, "what happened", 7s, c.upstream_status});
+    EXPECT_EQ(error.status, c.status) << c.code << " " << c.upstream_status;
+    EXPECT_EQ(error.error, c.code);
+    EXPECT_EQ(error.description, "what happened");
+    EXPECT_EQ(error.retry_after, 7s);
+  }
+}
+
+TEST(MakeError, NamesTheBrokerAsServer) {
+  const auto response = make_error(get("/v1/token"), HttpError{404, "not_found", "no route", 0s});
+  EXPECT_EQ(response[http::field::server], "token-broker");
+}
+
 TEST(MakeError, HasNoRetryAfterWhenZero) {
   const auto response =
-      make_error(get("/v1/token"), ServeError{400, "invalid_request", "no resource", 0s});
+      make_error(get("/v1/token"), HttpError{400, "invalid_request", "no resource", 0s});
   EXPECT_EQ(response.result_int(), 400u);
   EXPECT_EQ(response.count(http::field::retry_after), 0u);
   EXPECT_EQ(response[http::field::cache_control], "no-store");
@@ -441,12 +470,12 @@ TEST(MakeResponse, FollowsTheRequestsKeepAliveAndVersion) {
 }
 
 TEST(TargetPath, StripsTheQuery) {
-  EXPECT_EQ(target_path("/v1/token?resource=r"), "/v1/token");
-  EXPECT_EQ(target_path("/v1/token"), "/v1/token");
-  EXPECT_EQ(target_path("/v1/token?"), "/v1/token");
-  EXPECT_EQ(target_path("/a?b?c"), "/a");
-  EXPECT_EQ(target_path(""), "");
-  EXPECT_EQ(target_path("?x"), "");
+  EXPECT_EQ(tb::http::target_path("/v1/token?resource=r"), "/v1/token");
+  EXPECT_EQ(tb::http::target_path("/v1/token"), "/v1/token");
+  EXPECT_EQ(tb::http::target_path("/v1/token?"), "/v1/token");
+  EXPECT_EQ(tb::http::target_path("/a?b?c"), "/a");
+  EXPECT_EQ(tb::http::target_path(""), "");
+  EXPECT_EQ(tb::http::target_path("?x"), "");
 }
 
 }  // namespace
@@ -455,7 +484,7 @@ TEST(TargetPath, StripsTheQuery) {
 namespace broker {
 namespace {
 
-TEST(TokenBodyCache, PreEscapedTokenGivesTheSameBodyAsEscapingPerRequest) {
+TEST(TokenBody, EscapesATokenThatNeedsIt) {
   Token token;
   token.upstream.access_token = "eyJ\"odd\\token\x01";
   token.upstream.expires_on = 1'800'000'000;
@@ -466,11 +495,8 @@ TEST(TokenBodyCache, PreEscapedTokenGivesTheSameBodyAsEscapingPerRequest) {
   query.key.resource = token.upstream.resource;
   for (bool imds : {false, true}) {
     query.shape = imds ? Shape::imds : Shape::v1;
-    const std::string per_request = token_body(token, query, now);
-    Token cached = token;
-    cached.access_token_json = nlohmann::json(token.upstream.access_token).dump();
-    EXPECT_EQ(token_body(cached, query, now), per_request);
-    EXPECT_EQ(nlohmann::json::parse(per_request)["access_token"], token.upstream.access_token);
+    EXPECT_EQ(nlohmann::json::parse(token_body(token, query, now))["access_token"],
+              token.upstream.access_token);
   }
 }
 
@@ -486,8 +512,8 @@ TEST(ParseTokenRequestBytes, NonAsciiResourceOrIdentityIsABadRequest) {
         "/v1/token?resource=r&client_id=%FF"}) {
     Request request{http::verb::get, target, 11};
     auto parsed = parse_token_request(request, ApiOptions{});
-    ASSERT_TRUE(std::holds_alternative<ServeError>(parsed)) << target;
-    EXPECT_EQ(std::get<ServeError>(parsed).status, 400u) << target;
+    ASSERT_TRUE(std::holds_alternative<HttpError>(parsed)) << target;
+    EXPECT_EQ(std::get<HttpError>(parsed).status, 400u) << target;
   }
 }
 
@@ -513,12 +539,12 @@ Request app_service_get(std::string_view target, std::optional<std::string> head
   return request;
 }
 
-ServeError expect_error(const std::variant<TokenQuery, ServeError>& outcome, unsigned status) {
+HttpError expect_error(const std::variant<TokenQuery, HttpError>& outcome, unsigned status) {
   if (std::holds_alternative<TokenQuery>(outcome)) {
     ADD_FAILURE() << "expected a " << status << ", got a query";
     return {};
   }
-  const auto& error = std::get<ServeError>(outcome);
+  const auto& error = std::get<HttpError>(outcome);
   EXPECT_EQ(error.status, status) << error.description;
   return error;
 }
@@ -603,34 +629,6 @@ TEST(ParseAppServiceRequest, ResourceIsRequiredAndOneIdentityAtMost) {
       app_service_options()));
 }
 
-TEST(SecretEquals, ComparesWholeValues) {
-  EXPECT_TRUE(secret_equals(kSecret, kSecret));
-  EXPECT_FALSE(secret_equals(kSecret + " ", kSecret));
-  EXPECT_FALSE(secret_equals("", kSecret));
-  EXPECT_FALSE(secret_equals("", ""));  // an unset secret admits nobody
-}
-
-std::string hex(const tb::Sha256& digest) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char byte : digest) {
-    out += kHex[byte >> 4];
-    out += kHex[byte & 0xf];
-  }
-  return out;
-}
-
-TEST(Sha256, GivesTheStandardsTestVectorsAndTheLogFingerprintIsItsPrefix) {
-  // FIPS 180-4 examples (one block, two blocks) and the empty input.
-  EXPECT_EQ(hex(tb::sha256("abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  EXPECT_EQ(hex(tb::sha256("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  EXPECT_EQ(hex(tb::sha256("")),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(tb::log::fingerprint("abc"), "ba7816bf8f01");
-}
-
 TokenQuery app_service_query(Identity identity = {}) {
   TokenQuery query;
   query.key = TokenKey{std::move(identity), "https://database.windows.net/"};
@@ -688,7 +686,7 @@ namespace {
 
 /// The same request through the general path: a second (harmless) parameter keeps the query off
 /// the fast path.
-std::variant<TokenQuery, ServeError> general_path(std::string_view encoded_resource) {
+std::variant<TokenQuery, HttpError> general_path(std::string_view encoded_resource) {
   return parse_token_request(
       get("/v1/token?resource=" + std::string(encoded_resource) + "&min_validity=0"), kOptions);
 }
@@ -730,9 +728,9 @@ TEST(ParseTokenRequestFastPath, AgreesWithTheGeneralPathOnEveryKindOfResourceVal
       EXPECT_EQ(query->min_validity, other.min_validity);
       EXPECT_EQ(query->wait, other.wait);
     } else {
-      const auto& error = std::get<ServeError>(fast);
-      EXPECT_EQ(error.status, std::get<ServeError>(general).status);
-      EXPECT_EQ(error.description, std::get<ServeError>(general).description);
+      const auto& error = std::get<HttpError>(fast);
+      EXPECT_EQ(error.status, std::get<HttpError>(general).status);
+      EXPECT_EQ(error.description, std::get<HttpError>(general).description);
     }
   }
 }
@@ -753,7 +751,7 @@ TEST(ParseTokenRequestFastPath, OtherRoutesKeepTheirChecks) {
   expect_bad_request(
       parse_token_request(get("/metadata/identity/oauth2/token?resource=r"), kOptions));
   const auto error = parse_token_request(get("/msi/token?resource=r"), kOptions);
-  ASSERT_TRUE(std::holds_alternative<ServeError>(error));
+  ASSERT_TRUE(std::holds_alternative<HttpError>(error));
 }
 
 // ---- token_body: the exact bytes ----
@@ -761,7 +759,6 @@ TEST(ParseTokenRequestFastPath, OtherRoutesKeepTheirChecks) {
 Token exact_token() {
   Token token;
   token.upstream.access_token = "tok";
-  token.access_token_json = R"("tok")";
   token.upstream.token_type = "Bearer";
   token.upstream.expires_on = 1'800'000'000;
   token.upstream.resource = "https://r/";
@@ -827,11 +824,11 @@ TEST(SerializeResponse, IsByteForByteWhatBeastWrites) {
   Request old_keep{http::verb::get, "/v1/token", 10};
   old_keep.keep_alive(true);
   responses.push_back(make_response(old_keep, http::status::ok, "{}"));
-  responses.push_back(make_error(keep, ServeError{503, "token_unavailable", "wait", 7s}));
-  auto closed = make_error(keep, ServeError{431, "too_big", "x", 0s});
+  responses.push_back(make_error(keep, HttpError{503, "token_unavailable", "wait", 7s}));
+  auto closed = make_error(keep, HttpError{431, "too_big", "x", 0s});
   closed.keep_alive(false);
   responses.push_back(closed);
-  auto not_allowed = make_error(keep, ServeError{405, "method_not_allowed", "GET", 0s});
+  auto not_allowed = make_error(keep, HttpError{405, "method_not_allowed", "GET", 0s});
   not_allowed.set(http::field::allow, "GET");
   responses.push_back(not_allowed);
   auto custom = make_response(keep, http::status::ok, "");
@@ -840,7 +837,7 @@ TEST(SerializeResponse, IsByteForByteWhatBeastWrites) {
   responses.push_back(custom);
   std::string out = "left over from the previous response";
   for (const auto& response : responses) {
-    serialize_response(response, out);
+    tb::http::serialize_response(response, out);
     EXPECT_EQ(out, beast_bytes(response));
   }
 }

@@ -62,15 +62,14 @@ TokenPtr expect_token(const Pending& pending) {
     ADD_FAILURE() << "get() has not finished";
     return nullptr;
   }
-  if (const auto* error = std::get_if<ServeError>(&*pending.result)) {
-    ADD_FAILURE() << "expected a token, got " << error->status << " " << error->error << ": "
-                  << error->description;
+  if (const auto* error = std::get_if<TokenError>(&*pending.result)) {
+    ADD_FAILURE() << "expected a token, got " << to_string(error->kind) << ": " << error->detail;
     return nullptr;
   }
   return std::get<TokenPtr>(*pending.result);
 }
 
-ServeError expect_error(const Pending& pending) {
+TokenError expect_error(const Pending& pending) {
   if (!pending.result) {
     ADD_FAILURE() << "get() has not finished";
     return {};
@@ -79,7 +78,7 @@ ServeError expect_error(const Pending& pending) {
     ADD_FAILURE() << "expected an error, got a token";
     return {};
   }
-  return std::get<ServeError>(*pending.result);
+  return std::get<TokenError>(*pending.result);
 }
 
 /// The value of an unlabelled counter in the /metrics text.
@@ -219,7 +218,7 @@ TEST_F(TokenCacheTest, SourceAnsweringWithoutSuspendingStillWakesTheFirstCaller)
   auto rejected = start_get(kVault, 60s, 10s);
   ASSERT_TRUE(run_until(
       io_, [&] { return rejected->done(); }, 1000ms));
-  EXPECT_EQ(expect_error(*rejected).status, 400u);
+  EXPECT_EQ(expect_error(*rejected).upstream_status, 400u);
 }
 
 TEST_F(TokenCacheTest, HeldTokenIsServedFromTheCacheWithoutAnUpstreamCall) {
@@ -277,11 +276,11 @@ TEST_F(TokenCacheTest, TokenExpiresAtIsTakenFromTheSteadyClockWhenFetched) {
 TEST_F(TokenCacheTest, FailFastBadRequestReachesTheWaiterAtOnceAsA400) {
   source_.always(upstream_failure(400, "AADSTS500011: resource not found"));
   const auto error = expect_error(*get(kSql));
-  EXPECT_EQ(error.status, 400u);
-  EXPECT_EQ(error.error, "upstream_rejected");
-  EXPECT_NE(error.description.find("HTTP 400"), std::string::npos) << error.description;
-  EXPECT_NE(error.description.find("AADSTS500011"), std::string::npos) << error.description;
-  EXPECT_NE(error.description.find(kSql.resource), std::string::npos) << error.description;
+  EXPECT_EQ(error.upstream_status, 400u);
+  EXPECT_EQ(error.kind, TokenError::Kind::upstream_rejected);
+  EXPECT_NE(error.detail.find("HTTP 400"), std::string::npos) << error.detail;
+  EXPECT_NE(error.detail.find("AADSTS500011"), std::string::npos) << error.detail;
+  EXPECT_NE(error.detail.find(kSql.resource), std::string::npos) << error.detail;
   EXPECT_GE(error.retry_after, 1s);
   EXPECT_LE(error.retry_after, options_.error_ttl);
   EXPECT_EQ(source_.calls(), 1);
@@ -294,7 +293,7 @@ TEST_F(TokenCacheTest, FailFastErrorIsRememberedForErrorTtlWithoutCallingTheUpst
 
   clock_.advance(3s);
   const auto again = expect_error(*get(kSql));
-  EXPECT_EQ(again.status, 400u);
+  EXPECT_EQ(again.upstream_status, 400u);
   EXPECT_EQ(source_.calls(), 1) << "a remembered error must not reach the upstream";
   EXPECT_EQ(again.retry_after, 2s);
 
@@ -303,11 +302,15 @@ TEST_F(TokenCacheTest, FailFastErrorIsRememberedForErrorTtlWithoutCallingTheUpst
   EXPECT_EQ(source_.calls(), 2);
 }
 
-TEST_F(TokenCacheTest, UpstreamUnauthorizedOrForbiddenBecomes403) {
+TEST_F(TokenCacheTest, UpstreamUnauthorizedOrForbiddenIsARejectionWithItsStatus) {
   source_.always(upstream_failure(401));
-  EXPECT_EQ(expect_error(*get(kSql)).status, 403u);
+  const auto unauthorized = expect_error(*get(kSql));
+  EXPECT_EQ(unauthorized.kind, TokenError::Kind::upstream_rejected);
+  EXPECT_EQ(unauthorized.upstream_status, 401u);
   source_.always(upstream_failure(403));
-  EXPECT_EQ(expect_error(*get(kVault)).status, 403u);
+  const auto forbidden = expect_error(*get(kVault));
+  EXPECT_EQ(forbidden.kind, TokenError::Kind::upstream_rejected);
+  EXPECT_EQ(forbidden.upstream_status, 403u);
 }
 
 // ---- transient errors and deadlines ----
@@ -331,11 +334,11 @@ TEST_F(TokenCacheTest, DeadlinePassingWhileUpstreamKeepsFailingGives503NamingThe
   advance_clock_after(60ms, 11s);
   ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
   const auto error = expect_error(*pending);
-  EXPECT_EQ(error.status, 503u);
-  EXPECT_EQ(error.error, "token_unavailable");
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
   EXPECT_GE(error.retry_after, 1s);
-  EXPECT_NE(error.description.find("HTTP 503"), std::string::npos) << error.description;
-  EXPECT_NE(error.description.find("IMDS is busy"), std::string::npos) << error.description;
+  EXPECT_NE(error.detail.find("HTTP 503"), std::string::npos) << error.detail;
+  EXPECT_NE(error.detail.find("IMDS is busy"), std::string::npos) << error.detail;
   EXPECT_GE(source_.calls(), 2) << "transient errors are retried while the caller waits";
 }
 
@@ -346,9 +349,9 @@ TEST_F(TokenCacheTest, DeadlineWhileTheFirstCallIsStillRunningSaysSo) {
   advance_clock_after(30ms, 1s);
   ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
   const auto error = expect_error(*pending);
-  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
   EXPECT_EQ(error.retry_after, 1s);
-  EXPECT_NE(error.description.find("in progress"), std::string::npos) << error.description;
+  EXPECT_NE(error.detail.find("in progress"), std::string::npos) << error.detail;
 }
 
 TEST_F(TokenCacheTest, DeadlineWhileAnAttemptHangsSaysHowLongItHasGoneUnanswered) {
@@ -361,11 +364,11 @@ TEST_F(TokenCacheTest, DeadlineWhileAnAttemptHangsSaysHowLongItHasGoneUnanswered
   advance_clock_after(30ms, 1200ms);
   ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
   const auto error = expect_error(*pending);
-  EXPECT_EQ(error.status, 503u);
-  EXPECT_NE(error.description.find("still in progress: no answer after 1.2 s "
-                                   "(an attempt may take up to 2.5 s)"),
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
+  EXPECT_NE(error.detail.find("still in progress: no answer after 1.2 s "
+                              "(an attempt may take up to 2.5 s)"),
             std::string::npos)
-      << error.description;
+      << error.detail;
 }
 
 TEST_F(TokenCacheTest, DeadlineWhileARetryHangsNamesTheLastFailureAndTheRunningAttempt) {
@@ -379,11 +382,11 @@ TEST_F(TokenCacheTest, DeadlineWhileARetryHangsNamesTheLastFailureAndTheRunningA
   clock_.advance(1s);
   ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
   const auto error = expect_error(*pending);
-  EXPECT_NE(error.description.find("last upstream attempt failed: HTTP 503"), std::string::npos)
-      << error.description;
-  EXPECT_NE(error.description.find("; attempt 2 is in progress: no answer after 1.0 s"),
+  EXPECT_NE(error.detail.find("last upstream attempt failed: HTTP 503"), std::string::npos)
+      << error.detail;
+  EXPECT_NE(error.detail.find("; attempt 2 is in progress: no answer after 1.0 s"),
             std::string::npos)
-      << error.description;
+      << error.detail;
 }
 
 TEST_F(TokenCacheTest, DeadlineWhileQueuedForAnUpstreamSlotSaysSo) {
@@ -398,9 +401,8 @@ TEST_F(TokenCacheTest, DeadlineWhileQueuedForAnUpstreamSlotSaysSo) {
   advance_clock_after(30ms, 1s);
   ASSERT_TRUE(run_until(io_, [&] { return queued->done(); }));
   const auto error = expect_error(*queued);
-  EXPECT_NE(error.description.find("waiting for a free upstream slot (all 1 busy)"),
-            std::string::npos)
-      << error.description;
+  EXPECT_NE(error.detail.find("waiting for a free upstream slot (all 1 busy)"), std::string::npos)
+      << error.detail;
   EXPECT_EQ(source_.calls(), 1);
 }
 
@@ -410,7 +412,7 @@ TEST_F(TokenCacheTest, TimeoutRetryAfterReflectsTheUpstreamsRetryAfter) {
   advance_clock_after(30ms, 1s);
   ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
   const auto error = expect_error(*pending);
-  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
   EXPECT_EQ(error.retry_after, 19s);
   EXPECT_EQ(source_.calls(), 1) << "Retry-After: 20 must hold the next attempt back";
 }
@@ -423,7 +425,7 @@ TEST_F(TokenCacheTest, RetryAfterArrivingAfterTheCallerLeftStillHoldsBackTheNext
   auto gone = start_get(kSql, 60s, 100ms);
   advance_clock_after(30ms, 1s);
   ASSERT_TRUE(run_until(io_, [&] { return gone->done(); }));
-  EXPECT_EQ(expect_error(*gone).status, 503u);
+  EXPECT_EQ(expect_error(*gone).kind, TokenError::Kind::unavailable);
   source_.hold(false);
   source_.release();
   run_for(io_, 20ms);
@@ -433,8 +435,8 @@ TEST_F(TokenCacheTest, RetryAfterArrivingAfterTheCallerLeftStillHoldsBackTheNext
   advance_clock_after(30ms, 1s);
   ASSERT_TRUE(run_until(io_, [&] { return next->done(); }));
   const auto error = expect_error(*next);
-  EXPECT_EQ(error.status, 503u);
-  EXPECT_NE(error.description.find("HTTP 429"), std::string::npos) << error.description;
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
+  EXPECT_NE(error.detail.find("HTTP 429"), std::string::npos) << error.detail;
   EXPECT_GE(error.retry_after, 18s);
   EXPECT_EQ(source_.calls(), 1) << "Retry-After: 20 binds every later caller too";
 }
@@ -477,9 +479,8 @@ TEST_F(TokenCacheTest, StaleTokenIsServedWhileRefreshesFailUntilBelowMinValidity
   clock_.advance(2000s);
   // A caller that needs more than is left makes the cache refresh now (and gives up at once).
   const auto needs_more = expect_error(*get(kSql, 1700s, 0s));
-  EXPECT_EQ(needs_more.status, 503u);
-  EXPECT_NE(needs_more.description.find("1600 s left"), std::string::npos)
-      << needs_more.description;
+  EXPECT_EQ(needs_more.kind, TokenError::Kind::unavailable);
+  EXPECT_NE(needs_more.detail.find("1600 s left"), std::string::npos) << needs_more.detail;
   ASSERT_TRUE(run_until(io_, [&] { return source_.calls() >= 2; }));
   run_for(io_, 5ms);
 
@@ -496,10 +497,10 @@ TEST_F(TokenCacheTest, StaleTokenIsServedWhileRefreshesFailUntilBelowMinValidity
   // 50 s left: below the default min_validity of 60 s, so it is not served any more.
   clock_.advance(1550s);
   const auto error = expect_error(*get(kSql, 60s, 0s));
-  EXPECT_EQ(error.status, 503u);
-  EXPECT_EQ(error.error, "token_unavailable");
-  EXPECT_NE(error.description.find("50 s left"), std::string::npos) << error.description;
-  EXPECT_NE(error.description.find("HTTP 503"), std::string::npos) << error.description;
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
+  EXPECT_NE(error.detail.find("50 s left"), std::string::npos) << error.detail;
+  EXPECT_NE(error.detail.find("HTTP 503"), std::string::npos) << error.detail;
   // A caller content with less still gets it.
   EXPECT_EQ(expect_token(*get(kSql, 30s, 0s)), held);
 }
@@ -522,7 +523,7 @@ TEST_F(TokenCacheTest, BrandNewTokenIsNotRefreshedEarlyForAGreedyCaller) {
   source_.always(upstream_token("t1", 3600s, clock_));
   expect_token(*get(kSql));
   const auto error = expect_error(*get(kSql, 3601s, 0s));
-  EXPECT_EQ(error.status, 503u);
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
   run_for(io_, 20ms);
   EXPECT_EQ(source_.calls(), 1);
 }
@@ -635,7 +636,7 @@ TEST_F(TokenCacheTest, UpstreamConcurrencyIsCappedAndFreedSlotsWakeEveryQueuedFe
   }));
 }
 
-TEST_F(TokenCacheTest, TooManyDistinctKeysAreRefusedWith503) {
+TEST_F(TokenCacheTest, TooManyDistinctKeysAreRefused) {
   CacheOptions options = fast_options();
   options.max_entries = 2;
   make_cache(options);
@@ -643,8 +644,7 @@ TEST_F(TokenCacheTest, TooManyDistinctKeysAreRefusedWith503) {
   expect_token(*get({{}, "r1"}));
   expect_token(*get({{}, "r2"}));
   const auto error = expect_error(*get({{}, "r3"}));
-  EXPECT_EQ(error.status, 503u);
-  EXPECT_EQ(error.error, "too_many_tokens");
+  EXPECT_EQ(error.kind, TokenError::Kind::too_many_tokens);
   EXPECT_GE(error.retry_after, 1s);
   EXPECT_EQ(source_.calls(), 2);
   // Known keys are still served.
@@ -662,13 +662,12 @@ TEST_F(TokenCacheTest, StopReleasesWaitersWithShuttingDown) {
   ASSERT_TRUE(run_until(io_, [&] { return first->done() && second->done(); }));
   for (const auto& pending : {first, second}) {
     const auto error = expect_error(*pending);
-    EXPECT_EQ(error.status, 503u);
-    EXPECT_EQ(error.error, "shutting_down");
+    EXPECT_EQ(error.kind, TokenError::Kind::shutting_down);
     EXPECT_GE(error.retry_after, 1s);
   }
   // New callers are turned away too, without reaching the upstream.
   const auto later = expect_error(*get({{}, "r-new"}));
-  EXPECT_EQ(later.error, "shutting_down");
+  EXPECT_EQ(later.kind, TokenError::Kind::shutting_down);
   EXPECT_EQ(source_.calls(), 2);
 }
 

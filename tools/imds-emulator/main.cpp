@@ -46,11 +46,11 @@ int main(int argc, char** argv) {
     std::ifstream in(options.sa_issuer_key, std::ios::binary);
     std::stringstream pem;
     pem << in.rdbuf();
-    std::string error;
-    options.config.sa_issuer_key = load_public_key_pem(pem.str(), error);
+    options.config.sa_issuer_key = tb::load_public_key_pem(pem.str());
     if (!in || !options.config.sa_issuer_key) {
       std::cerr << "imds-emulator: --sa-issuer-key: " << options.sa_issuer_key << ": "
-                << (in ? error : "cannot read it") << '\n';
+                << (in ? "not a PEM public key (-----BEGIN PUBLIC KEY-----)" : "cannot read it")
+                << '\n';
       return 2;
     }
     try {

@@ -1,13 +1,11 @@
 #pragma once
-// The token API's request validation and response bodies, as pure functions.
-// The transport (sessions, sockets) lives in http_server.cpp; the wiring in broker.cpp.
+// The token API's request validation and response bodies, as pure functions, and the one place
+// where the cache's domain errors become HTTP. The transport (sessions, sockets) is the HTTP
+// layer's (tb/http/server.hpp); the wiring is broker.cpp's.
 
 #include "broker/cache.hpp"
 #include "broker/token.hpp"
-
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include "tb/http/message.hpp"
 
 #include <array>
 #include <chrono>
@@ -19,8 +17,10 @@
 namespace broker {
 
 namespace http = boost::beast::http;
-using Request = http::request<http::empty_body>;
-using Response = http::response<http::string_body>;
+using tb::http::Request;
+using tb::http::Response;
+/// An error answer of the API (status, code, description, Retry-After).
+using HttpError = tb::http::Error;
 
 inline constexpr std::string_view kTokenRoute = "/v1/token";
 inline constexpr std::string_view kImdsRoute = "/metadata/identity/oauth2/token";
@@ -55,9 +55,15 @@ struct TokenQuery {
 
 /// Validates a GET on kTokenRoute, kImdsRoute or kAppServiceRoute: parameters, the Metadata header
 /// on the IMDS route, X-IDENTITY-HEADER on the App Service route (missing: 400, wrong: 401, as
-/// App Service answers). Bad input becomes a 400 ServeError whose description says what to fix.
-std::variant<TokenQuery, ServeError> parse_token_request(const Request& request,
-                                                         const ApiOptions& options);
+/// App Service answers). Bad input becomes a 400 HttpError whose description says what to fix.
+std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
+                                                        const ApiOptions& options);
+
+/// The answer to a request the cache could not serve: too_many_tokens and shutting_down are 503;
+/// upstream_rejected passes the upstream's refusal on (400 stays 400, 401 and 403 become 403,
+/// anything else 503) so that callers do not retry blindly; unavailable is 503 "token_unavailable".
+/// Retry-After is the error's.
+HttpError to_http_error(const TokenError& error);
 
 /// The 200 body for `token` at `now`.
 std::string token_body(const Token& token, const TokenQuery& query, SteadyTime now);
@@ -80,24 +86,12 @@ class TokenBodies {
   std::array<Rendered, 3> rendered_;  ///< by Shape
 };
 
-/// `{"error":…,"error_description":…}`.
-std::string error_body(std::string_view error, std::string_view description);
-
-/// A complete response with the headers every API answer carries (JSON, no-store).
+/// A complete response with the headers every API answer carries (JSON, no-store, Server:
+/// token-broker).
 Response make_response(const Request& request, http::status status, std::string body);
-Response make_error(const Request& request, const ServeError& error);
-
-/// `response` as it goes on the wire (status line, header fields, empty line, body) into `out`,
-/// replacing its content: the bytes Beast's serializer writes for a response with a
-/// Content-Length (not for a chunked one).
-void serialize_response(const Response& response, std::string& out);
-
-/// True when `given` equals `expected`, in time that does not depend on where they differ (both
-/// are hashed first, so not on their lengths either).
-bool secret_equals(std::string_view given, std::string_view expected);
-
-/// The path part of a request target ("/v1/token?x=y" -> "/v1/token").
-std::string_view target_path(std::string_view target);
+/// The same for an error (`{"error","error_description"}`, Retry-After when it has one); also
+/// the broker's renderer of the HTTP layer's own errors.
+Response make_error(const Request& request, const HttpError& error);
 
 /// The route a path names: `path` itself, except that the compatible routes also answer with one
 /// trailing slash, as IMDS does ("/metadata/identity/oauth2/token/" is what @azure/msal-node

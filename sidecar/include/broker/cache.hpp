@@ -30,16 +30,26 @@ struct CacheOptions {
   std::size_t max_entries = 256;
 };
 
-/// Why no token can be served: becomes an HTTP error for the caller.
-struct ServeError {
-  unsigned status = 503;
-  std::string error;
-  std::string description;
-  std::chrono::seconds retry_after{0};  ///< 0: no Retry-After header
+/// Why the cache has no token to give: a domain error. The API layer alone turns it into an HTTP
+/// status and body (api.hpp, to_http_error).
+struct TokenError {
+  enum class Kind {
+    too_many_tokens,    ///< the cache holds CacheOptions::max_entries keys already
+    shutting_down,      ///< stop() was called
+    upstream_rejected,  ///< the upstream refused the request itself (a fail-fast status)
+    unavailable,        ///< no valid token before the deadline (upstream failing, slow or busy)
+  };
+  Kind kind = Kind::unavailable;
+  std::string detail;                   ///< what happened and what to do, for people
+  std::chrono::seconds retry_after{0};  ///< when asking again may help; 0: no advice
+  unsigned upstream_status = 0;         ///< upstream_rejected: the upstream's HTTP status
 };
 
+/// The kind's short code, as callers and logs see it ("token_unavailable", …).
+std::string_view to_string(TokenError::Kind kind);
+
 using TokenPtr = std::shared_ptr<const Token>;
-using GetResult = std::variant<TokenPtr, ServeError>;
+using GetResult = std::variant<TokenPtr, TokenError>;
 
 class TokenCache {
  public:
@@ -87,8 +97,8 @@ class TokenCache {
   void notify(Entry& entry);
   bool wanted(const Entry& entry) const;
   /// `error` is `entry.last_error`'s value.
-  ServeError fail_fast_error(const Entry& entry, const FetchError& error, SteadyTime now) const;
-  ServeError timeout_error(const Entry& entry, SteadyTime now) const;
+  TokenError fail_fast_error(const Entry& entry, const FetchError& error, SteadyTime now) const;
+  TokenError timeout_error(const Entry& entry, SteadyTime now) const;
 
   boost::asio::any_io_executor executor_;
   Source& source_;

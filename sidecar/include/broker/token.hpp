@@ -51,9 +51,6 @@ struct Token {
   SteadyTime expires_at;  ///< from expires_in against the monotonic clock
   SteadyTime acquired_at;
   std::string fingerprint;  ///< short SHA-256 prefix: what logs show instead of the token
-  /// The token as a JSON string literal, escaped once when acquired rather than per response
-  /// (escaping a ~1 KB token was a fifth of the broker's CPU per request). Empty: escape on use.
-  std::string access_token_json;
 };
 
 /// Why a source could not deliver.

@@ -1,8 +1,8 @@
 #include "imds_emulator/cli.hpp"
 
+#include "tb/crypto.hpp"
 #include "tb/flags.hpp"
 
-#include <openssl/evp.h>
 #include <boost/asio/ip/address.hpp>
 
 #include <algorithm>
@@ -25,17 +25,10 @@ bool parse_int(std::string_view text, long long min, long long max, long long& o
 
 // A stable, UUID-shaped object id derived from the client id, so runs are reproducible.
 std::string derived_object_id(std::string_view client_id) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int size = 0;
-  EVP_Digest(client_id.data(), client_id.size(), digest.data(), &size, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xf];
-  }
-  return out;
+  const std::string digits = tb::hex(tb::sha256(client_id), 16);
+  // 8-4-4-4-12, as a UUID is written.
+  return digits.substr(0, 8) + '-' + digits.substr(8, 4) + '-' + digits.substr(12, 4) + '-' +
+         digits.substr(16, 4) + '-' + digits.substr(20);
 }
 
 // "HOST:PORT" or "[V6]:PORT"; HOST must be an IP literal or "localhost".

@@ -118,7 +118,7 @@ std::variant<TokenCall, Reply> validate_token_request(const Request& request,
 
 Reply entra_error_reply(unsigned status, std::string_view error, int code,
                         std::string_view description) {
-  const std::string trace = random_base64url(12);
+  const std::string trace = tb::random_base64url(12);
   Reply reply = json_reply(
       {{"error", error},
        {"error_description", "AADSTS" + std::to_string(code) + ": " + std::string(description) +
@@ -205,12 +205,19 @@ std::optional<Reply> check_client_assertion(const EntraCall& call, EVP_PKEY* key
                              "Client assertion failed signature validation (no service-account "
                              "issuer key is configured: --sa-issuer-key).");
   }
-  std::string error;
-  auto claims = verify_rs256(call.assertion, key, error);
-  if (!claims) {
-    return entra_error_reply(401, "invalid_client", 700027,
-                             "Client assertion failed signature validation: " + error + ".");
+  auto decoded = tb::decode_jwt(call.assertion);
+  std::optional<tb::JwtProblem> problem;
+  if (auto* bad = std::get_if<tb::JwtProblem>(&decoded)) {
+    problem = *bad;
+  } else {
+    problem = tb::check_rs256(std::get<tb::Jwt>(decoded), key);
   }
+  if (problem) {
+    return entra_error_reply(401, "invalid_client", 700027,
+                             "Client assertion failed signature validation: " +
+                                 std::string(tb::to_string(*problem)) + ".");
+  }
+  const auto* claims = &std::get<tb::Jwt>(decoded).claims;
   const auto aud = claims->value("aud", json());
   const bool audience_ok = (aud.is_string() && aud == kTokenExchangeAudience) ||
                            (aud.is_array() && std::find(aud.begin(), aud.end(),
@@ -251,7 +258,7 @@ std::optional<Reply> check_client_assertion(const EntraCall& call, EVP_PKEY* key
 
 Reply app_service_error_reply(unsigned status, std::string_view message) {
   Reply reply = json_reply(
-      {{"statusCode", status}, {"message", message}, {"correlationId", random_base64url(12)}});
+      {{"statusCode", status}, {"message", message}, {"correlationId", tb::random_base64url(12)}});
   reply.status = status;
   return reply;
 }
@@ -569,7 +576,7 @@ std::string Emulator::mint(const TokenCall& call, Clock::time_point issued,
                        {"xms_mirid", call.identity.mi_res_id},
                        {"idtyp", "app"},
                        {"ver", "1.0"},
-                       {"uti", random_base64url(16)}});
+                       {"uti", tb::random_base64url(16)}});
 }
 
 void Emulator::begin_in_flight() { max_in_flight_ = std::max(max_in_flight_, ++in_flight_); }

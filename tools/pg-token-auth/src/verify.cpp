@@ -1,12 +1,12 @@
 #include "pg_token_auth/verify.hpp"
 
-#include <openssl/pem.h>
-#include <openssl/sha.h>
+#include "tb/crypto.hpp"
+
+#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <ctime>
 #include <fstream>
@@ -46,16 +46,6 @@ bool audience_matches(const json& claims, const std::string& audience) {
   });
 }
 
-bool rs256_signature_ok(EVP_PKEY* key, std::string_view signed_part, std::string_view signature) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key) != 1) {
-    return false;
-  }
-  return EVP_DigestVerify(
-             ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-             reinterpret_cast<const unsigned char*>(signed_part.data()), signed_part.size()) == 1;
-}
-
 std::optional<std::string> read_whole_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
@@ -67,56 +57,14 @@ std::optional<std::string> read_whole_file(const std::string& path) {
 
 }  // namespace
 
-std::optional<std::string> base64url_decode(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-  };
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    const int v = value(c);
-    if (v < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<std::uint32_t>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out += static_cast<char>((bits >> count) & 0xFF);
-    }
-  }
-  // Canonical encoding only: the bits left over at the end must be zero.
-  if ((bits & ((1U << count) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
-std::string fingerprint(std::string_view token) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest.data());
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < 6; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 0xF];
-  }
-  return out;
-}
+std::string fingerprint(std::string_view token) { return tb::hex(tb::sha256(token), 6); }
 
 std::shared_ptr<EVP_PKEY> parse_public_key(std::string_view pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
-  if (!bio) return nullptr;
-  EVP_PKEY* key = PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
-  if (key == nullptr) return nullptr;
-  std::shared_ptr<EVP_PKEY> owned(key, EVP_PKEY_free);
-  if (!EVP_PKEY_is_a(key, "RSA") || EVP_PKEY_get_bits(key) < 2048) return nullptr;
-  return owned;
+  auto key = tb::load_public_key_pem(pem);
+  if (!key || !EVP_PKEY_is_a(key.get(), "RSA") || EVP_PKEY_get_bits(key.get()) < 2048) {
+    return nullptr;
+  }
+  return key;
 }
 
 ConfigResult parse_config(std::string_view json_text,
@@ -190,30 +138,30 @@ Verdict verify(std::string_view token, std::string_view role, const Config& conf
   if (token.empty()) return refuse("empty password");
   if (token.size() > kMaxTokenSize) return refuse("token longer than 16 KiB");
 
-  const auto dot1 = token.find('.');
-  const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos) {
-    return refuse("not a JWT (expected header.payload.signature)");
+  auto decoded = tb::decode_jwt(token);
+  if (const auto* problem = std::get_if<tb::JwtProblem>(&decoded)) {
+    switch (*problem) {
+      case tb::JwtProblem::not_three_parts:
+        return refuse("not a JWT (expected header.payload.signature)");
+      case tb::JwtProblem::not_base64url:
+        return refuse("bad base64url in token");
+      case tb::JwtProblem::header_not_object:
+        return refuse("header is not a JSON object");
+      case tb::JwtProblem::claims_not_object:
+        return refuse("payload is not a JSON object");
+      default:
+        return refuse(std::string(tb::to_string(*problem)));
+    }
   }
-  const auto header_text = base64url_decode(token.substr(0, dot1));
-  const auto payload_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
-  const auto signature = base64url_decode(token.substr(dot2 + 1));
-  if (!header_text || !payload_text || !signature) return refuse("bad base64url in token");
-
-  const json header = json::parse(*header_text, nullptr, false);
-  if (!header.is_object()) return refuse("header is not a JSON object");
-  const auto alg = header.find("alg");
-  if (alg == header.end() || !alg->is_string()) return refuse("header has no alg");
-  if (alg->get<std::string>() != "RS256") {
+  const auto& jwt = std::get<tb::Jwt>(decoded);
+  // The signature covers the encoded header and payload exactly as sent.
+  if (const auto problem = tb::check_rs256(jwt, config.public_key.get())) {
+    if (*problem != tb::JwtProblem::not_rs256) return refuse("bad signature");
+    const auto alg = jwt.header.find("alg");
+    if (alg == jwt.header.end() || !alg->is_string()) return refuse("header has no alg");
     return refuse("alg " + clip(alg->get<std::string>(), 16) + " is not RS256");
   }
-  // The signature covers the encoded header and payload exactly as sent.
-  if (!rs256_signature_ok(config.public_key.get(), token.substr(0, dot2), *signature)) {
-    return refuse("bad signature");
-  }
-
-  const json claims = json::parse(*payload_text, nullptr, false);
-  if (!claims.is_object()) return refuse("payload is not a JSON object");
+  const json& claims = jwt.claims;
   verdict.iat = numeric_date(claims, "iat");
   verdict.exp = numeric_date(claims, "exp");
   verdict.oid = clip(claim_string(claims, "oid"));

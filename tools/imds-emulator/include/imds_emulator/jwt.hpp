@@ -1,6 +1,8 @@
 #pragma once
 // RS256 signing for the emulator: one RSA-2048 key generated per process, JWTs in compact
-// form, and the public key published as a JWKS and as PEM. All crypto is OpenSSL 3 EVP.
+// form, and the public key published as a JWKS and as PEM. The crypto itself is tb/crypto.hpp.
+
+#include "tb/crypto.hpp"
 
 #include <openssl/evp.h>
 #include <nlohmann/json.hpp>
@@ -12,24 +14,12 @@
 
 namespace imds_emulator {
 
-/// base64url (RFC 4648 §5) without padding.
-std::string base64url_encode(std::string_view bytes);
-/// Inverse of base64url_encode; nullopt for text that is not unpadded base64url.
-std::optional<std::string> base64url_decode(std::string_view text);
-/// `bytes` random bytes from OpenSSL's CSPRNG, base64url-encoded.
-std::string random_base64url(std::size_t bytes);
-
-/// Reads a PEM public key (SubjectPublicKeyInfo) or certificate; nullptr with `error` on failure.
-std::shared_ptr<EVP_PKEY> load_public_key_pem(std::string_view pem, std::string& error);
-
-/// Checks an RS256 JWT's signature with `key` and returns its claims; nullopt with `error`
-/// ("malformed", "unsupported alg", "invalid signature") otherwise. Claims are not checked.
-std::optional<nlohmann::json> verify_rs256(std::string_view jwt, EVP_PKEY* key, std::string& error);
-
 class Signer {
  public:
   /// Generates a fresh RSA key; throws std::runtime_error when OpenSSL fails.
   static Signer generate(int bits = 2048);
+  /// A signer for `key` (an RSA private key).
+  explicit Signer(std::shared_ptr<EVP_PKEY> key);
 
   /// Signs `claims` as a JWT with header {"alg":"RS256","typ":"JWT","kid":kid()}.
   std::string sign(const nlohmann::json& claims) const;
@@ -42,7 +32,6 @@ class Signer {
   EVP_PKEY* key() const { return key_.get(); }
 
  private:
-  explicit Signer(std::shared_ptr<EVP_PKEY> key);
   std::shared_ptr<EVP_PKEY> key_;
   std::string n_;  // base64url, big-endian
   std::string e_;

@@ -45,8 +45,6 @@ ConfigResult load_config(const std::string& path);
 /// An RSA public key from PEM SubjectPublicKeyInfo text; nullptr when it is not one.
 std::shared_ptr<EVP_PKEY> parse_public_key(std::string_view pem);
 
-/// Strict base64url (RFC 4648 §5) without padding; nullopt for anything else.
-std::optional<std::string> base64url_decode(std::string_view text);
 /// First 12 hex digits of SHA-256(token): names a token in logs without revealing it.
 std::string fingerprint(std::string_view token);
 

@@ -1,4 +1,4 @@
-#include "broker/http_server.hpp"
+#include "tb/http/server.hpp"
 
 #include "tb/log.hpp"
 
@@ -17,10 +17,9 @@
 
 #include <array>
 #include <memory>
-#include <sstream>
 #include <utility>
 
-namespace broker {
+namespace tb::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -42,48 +41,39 @@ constexpr std::size_t kLingerBytes = std::size_t{64} * 1024;
 /// A flood of refused connections (or failed accepts) logs one line per interval, not one each.
 constexpr auto kLogInterval = 10s;
 
-Response close_with(const ServeError& error) {
-  Request dummy;
-  dummy.version(11);
-  dummy.keep_alive(false);
-  auto response = make_error(dummy, error);
-  response.keep_alive(false);
-  return response;
+/// A request to answer when there is none (the caller's could not be parsed): HTTP/1.1, close.
+Request no_request() {
+  Request request;
+  request.version(11);
+  request.keep_alive(false);
+  return request;
 }
 
 /// The answer to a request that could not even be parsed.
-Response parse_error_response(const beast::error_code& ec) {
+Error parse_error(const beast::error_code& ec) {
   if (ec == beast::http::error::header_limit) {
-    return close_with(ServeError{
-        431, "request_header_fields_too_large",
-        "the request line and headers exceed the limit; send fewer or shorter headers", 0s});
+    return Error{431, "request_header_fields_too_large",
+                 "the request line and headers exceed the limit; send fewer or shorter headers",
+                 0s};
   }
   if (ec == beast::http::error::unexpected_body || ec == beast::http::error::body_limit) {
-    return close_with(
-        ServeError{413, "payload_too_large", "token requests must not carry a body", 0s});
+    return Error{413, "payload_too_large", "requests to this server must not carry a body", 0s};
   }
-  return close_with(
-      ServeError{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(), 0s});
+  return Error{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(), 0s};
 }
 
 /// The caller sent nothing but empty lines, more of them than a request's headers may take.
-Response empty_lines_response() {
-  return close_with(ServeError{400, "invalid_request",
-                               "only empty lines were received where a request line was expected",
-                               0s});
+Error empty_lines_error() {
+  return Error{400, "invalid_request",
+               "only empty lines were received where a request line was expected", 0s};
 }
 
-/// The answer to connections beyond the limit, serialised once.
-std::string busy_response(std::size_t max_connections) {
-  auto response = close_with(ServeError{
-      503, "too_many_connections",
-      fmt::format("the broker has {} connections open, its limit (--max-connections); close idle "
-                  "connections or retry shortly",
-                  max_connections),
-      1s});
-  std::ostringstream out;
-  out << response;
-  return out.str();
+Error busy_error(std::size_t max_connections) {
+  return Error{503, "too_many_connections",
+               fmt::format("the server has {} connections open, its limit (--max-connections); "
+                           "close idle connections or retry shortly",
+                           max_connections),
+               1s};
 }
 
 /// Drops the CR and LF bytes in front of a request line (RFC 9112 section 2.2: a server SHOULD
@@ -224,14 +214,27 @@ std::optional<std::uint64_t> HttpServer<Protocol>::Throttled::leftover() {
 }
 
 template <class Protocol>
-HttpServer<Protocol>::HttpServer(Acceptor acceptor, Handler handler, ServerLimits limits,
-                                 Metrics* metrics, Admission admission)
+HttpServer<Protocol>::HttpServer(Acceptor acceptor, Handler handler, ServerOptions options,
+                                 Admission admission)
     : acceptor_(std::move(acceptor)),
       handler_(std::move(handler)),
-      limits_(limits),
-      metrics_(metrics),
-      admission_(std::move(admission)),
-      busy_response_(busy_response(limits.max_connections)) {}
+      limits_(options.limits),
+      render_error_(options.render_error ? std::move(options.render_error)
+                                         : ErrorRenderer([](const Request& r, const Error& e) {
+                                             return error_response(r, e);
+                                           })),
+      on_connection_(std::move(options.on_connection)),
+      admission_(std::move(admission)) {
+  // The answer to connections beyond the limit, serialised once.
+  serialize_response(close_with(no_request(), busy_error(limits_.max_connections)), busy_response_);
+}
+
+template <class Protocol>
+Response HttpServer<Protocol>::close_with(const Request& request, const Error& error) const {
+  auto response = render_error_(request, error);
+  response.keep_alive(false);
+  return response;
+}
 
 template <class Protocol>
 void HttpServer<Protocol>::start() {
@@ -300,15 +303,15 @@ template <class Protocol>
 asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket socket) {
   const auto session = std::make_shared<Session>(std::move(socket));
   auto self = sessions_.insert(sessions_.end(), session.get());
-  if (metrics_ != nullptr) metrics_->connection_opened();
+  if (on_connection_) on_connection_(+1);
   std::string output;  // the serialised response, its capacity kept across requests
   {
     // Reads and writes are tried without blocking; only waits go through the event loop.
     beast::error_code ignored;
     session->socket.non_blocking(true, ignored);
   }
-  const std::optional<ServeError> refusal =
-      admission_ ? admission_(session->socket) : std::optional<ServeError>{};
+  const std::optional<Error> refusal =
+      admission_ ? admission_(session->socket) : std::optional<Error>{};
   auto& buffer = session->buffer;
   std::size_t served = 0;
   bool linger = false;  // the caller may still be sending: drop its input before closing
@@ -340,7 +343,7 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
 
     Response response;
     if (buffer.size() == 0) {
-      response = empty_lines_response();
+      response = close_with(no_request(), empty_lines_error());
       linger = true;
     } else {
       RequestParser parser;
@@ -348,15 +351,14 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
       const auto read_ec = co_await session->read_header(parser, limits_.header_limit);
       if (read_ec) {
         if (is_disconnect(read_ec)) break;
-        response = parse_error_response(read_ec);
+        response = close_with(no_request(), parse_error(read_ec));
         linger = true;
       } else {
         session->busy = true;
         session->no_deadline();  // the handler bounds its own waits (the request deadline)
         ++served;
         if (refusal) {
-          response = make_error(parser.get(), *refusal);
-          response.keep_alive(false);
+          response = close_with(parser.get(), *refusal);
         } else {
           // A handler that throws must not take the session down without an answer (and
           // without leaving the session list, which draining walks).
@@ -364,12 +366,9 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
             response = co_await handler_(parser.get());
           } catch (const std::exception& e) {
             tb::log::error("request handler failed", {{"error", e.what()}});
-            response = make_error(parser.get(),
-                                  ServeError{500, "internal_error",
-                                             "the broker failed to answer this request; see its "
-                                             "log",
-                                             0s});
-            response.keep_alive(false);
+            response = close_with(
+                parser.get(), Error{500, "internal_error",
+                                    "the server failed to answer this request; see its log", 0s});
           }
         }
         // The request budget bounds what one connection can hold on to; the caller reconnects.
@@ -424,10 +423,10 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
   session->socket.close(ignored);
   sessions_.erase(self);
   --open_;
-  if (metrics_ != nullptr) metrics_->connection_closed();
+  if (on_connection_) on_connection_(-1);
 }
 
 template class HttpServer<asio::local::stream_protocol>;
 template class HttpServer<asio::ip::tcp>;
 
-}  // namespace broker
+}  // namespace tb::http

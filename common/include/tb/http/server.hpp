@@ -3,9 +3,9 @@
 // callers: every connection is one coroutine with a header timeout, an idle timeout, a header
 // size limit and a request budget; request bodies are refused; connections beyond the limit get
 // a short 503 and are closed. Runs on one thread; the request logic is the injected handler.
+// The one server core of the HTTP layer: it knows nothing of tokens (DESIGN.md, Layers).
 
-#include "broker/api.hpp"
-#include "broker/metrics.hpp"
+#include "tb/http/message.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -19,7 +19,7 @@
 #include <optional>
 #include <string>
 
-namespace broker {
+namespace tb::http {
 
 struct ServerLimits {
   /// Request line + headers, in bytes; more is answered 431 and the connection closed.
@@ -37,6 +37,19 @@ struct ServerLimits {
 };
 
 using Handler = std::function<boost::asio::awaitable<Response>(const Request&)>;
+/// Renders the server's own errors (431, 413, 400 for unparsable requests, 500 for a handler that
+/// threw, 503 over the connection limit) and admission refusals in the application's shape.
+using ErrorRenderer = std::function<Response(const Request&, const Error&)>;
+/// Told +1 when a connection is accepted and -1 when it is closed (for a connections gauge).
+using ConnectionObserver = std::function<void(int delta)>;
+
+/// What a server is built with besides its acceptor and handler; every member may stay default.
+struct ServerOptions {
+  ServerLimits limits;
+  /// Default: error_response (JSON `{"error","error_description"}`, no Server header).
+  ErrorRenderer render_error;
+  ConnectionObserver on_connection;
+};
 
 template <class Protocol>
 class HttpServer {
@@ -44,9 +57,9 @@ class HttpServer {
   using Acceptor = typename Protocol::acceptor;
   /// Decides once per connection whether its caller may be served; a refusal is the answer to
   /// every request on that connection.
-  using Admission = std::function<std::optional<ServeError>(typename Protocol::socket&)>;
+  using Admission = std::function<std::optional<Error>(typename Protocol::socket&)>;
 
-  HttpServer(Acceptor acceptor, Handler handler, ServerLimits limits, Metrics* metrics,
+  HttpServer(Acceptor acceptor, Handler handler, ServerOptions options,
              Admission admission = nullptr);
 
   /// Starts the accept loop on the acceptor's executor.
@@ -72,11 +85,14 @@ class HttpServer {
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve(typename Protocol::socket socket);
   void refuse(typename Protocol::socket& socket);
+  /// The answer to a request that gets `error` and closes its connection.
+  Response close_with(const Request& request, const Error& error) const;
 
   Acceptor acceptor_;
   Handler handler_;
   ServerLimits limits_;
-  Metrics* metrics_;
+  ErrorRenderer render_error_;
+  ConnectionObserver on_connection_;
   Admission admission_;
   std::string busy_response_;  ///< the 503 sent to connections beyond max_connections
   std::list<Session*> sessions_;
@@ -89,4 +105,4 @@ class HttpServer {
 extern template class HttpServer<boost::asio::local::stream_protocol>;
 extern template class HttpServer<boost::asio::ip::tcp>;
 
-}  // namespace broker
+}  // namespace tb::http
