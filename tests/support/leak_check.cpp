@@ -1,12 +1,11 @@
 #include "leak_check.hpp"
 
 #include "jwt_peek.hpp"
+#include "tb/crypto.hpp"
 #include "tb/log.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -191,23 +190,6 @@ std::vector<std::string> connection_passwords(const std::string& text) {
   return found;
 }
 
-std::string base64url(const unsigned char* data, std::size_t size) {
-  std::string out(4 * ((size + 2) / 3) + 1, '\0');
-  const int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
-  out.resize(static_cast<std::size_t>(n));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) {
-    if (c == '+') c = '-';
-    if (c == '/') c = '_';
-  }
-  return out;
-}
-
-std::string base64url(std::string_view text) {
-  return base64url(reinterpret_cast<const unsigned char*>(text.data()), text.size());
-}
-
 /// Reports each finding as a failure of the test that just ended (or of the suite, for outputs
 /// of processes a suite shares).
 class LeakListener : public ::testing::EmptyTestEventListener {
@@ -334,15 +316,12 @@ std::vector<std::string> scan_text(std::string_view text, std::string_view label
 }
 
 std::string canary_token() {
-  unsigned char nonce[16];
-  unsigned char signature[256];
-  if (RAND_bytes(nonce, sizeof nonce) != 1 || RAND_bytes(signature, sizeof signature) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
-  const std::string header = base64url(R"({"alg":"RS256","kid":"canary","typ":"JWT"})");
-  const std::string payload = base64url(R"({"aud":"https://canary.invalid/","uti":")" +
-                                        base64url(nonce, sizeof nonce) + "\"}");
-  std::string token = header + "." + payload + "." + base64url(signature, sizeof signature);
+  // Shaped like an Entra token (a header, claims with a random uti, a 256-byte signature), but
+  // signed by nobody: only its bytes matter, to check that the leak scan sees them.
+  const std::string header = tb::base64url_encode(R"({"alg":"RS256","kid":"canary","typ":"JWT"})");
+  const std::string payload = tb::base64url_encode(R"({"aud":"https://canary.invalid/","uti":")" +
+                                                   tb::random_base64url(16) + "\"}");
+  std::string token = header + "." + payload + "." + tb::random_base64url(256);
   note_token(token);
   return token;
 }
