@@ -36,6 +36,7 @@ WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
 COPY cmake/ cmake/
 COPY common/ common/
+COPY client/ client/
 COPY sidecar/ sidecar/
 COPY tools/ tools/
 COPY app/ app/

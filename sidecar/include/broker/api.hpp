@@ -6,6 +6,7 @@
 #include "broker/cache.hpp"
 #include "broker/token.hpp"
 #include "tb/http/message.hpp"
+#include "token_client/routes.hpp"
 
 #include <array>
 #include <chrono>
@@ -22,12 +23,17 @@ using tb::http::Response;
 /// An error answer of the API (status, code, description, Retry-After).
 using HttpError = tb::http::Error;
 
-inline constexpr std::string_view kTokenRoute = "/v1/token";
-inline constexpr std::string_view kImdsRoute = "/metadata/identity/oauth2/token";
+// The routes, as the client library defines them for every caller (token_client/routes.hpp).
+inline constexpr std::string_view kTokenRoute = token_client::routes::kToken;
+inline constexpr std::string_view kImdsRoute = token_client::routes::kImds;
 /// App Service's managed-identity route (api-version 2019-08-01), served on the drop-in listener.
-inline constexpr std::string_view kAppServiceRoute = "/msi/token";
-inline constexpr std::string_view kAppServiceApiVersion = "2019-08-01";
-inline constexpr std::string_view kIdentityHeader = "X-IDENTITY-HEADER";
+inline constexpr std::string_view kAppServiceRoute = token_client::routes::kAppService;
+inline constexpr std::string_view kAppServiceApiVersion =
+    token_client::routes::kAppServiceApiVersion;
+inline constexpr std::string_view kIdentityHeader = token_client::routes::kIdentityHeader;
+inline constexpr std::string_view kHealthRoute = token_client::routes::kHealth;
+inline constexpr std::string_view kReadyRoute = token_client::routes::kReady;
+inline constexpr std::string_view kMetricsRoute = "/metrics";
 
 struct ApiOptions {
   Identity default_identity;                   ///< used when a request names none

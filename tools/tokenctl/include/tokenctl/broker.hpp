@@ -3,6 +3,7 @@
 // built from Options, and an answer (or a transport error) becomes an Outcome - the text for
 // stdout and stderr and the exit code - without any I/O.
 
+#include "token_client/routes.hpp"
 #include "tokenctl/cli.hpp"
 
 #include <tb/http_client.hpp>
@@ -20,8 +21,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
 
-inline constexpr std::string_view kTokenPath = "/v1/token";
-inline constexpr std::string_view kReadyPath = "/readyz";
+inline constexpr std::string_view kTokenPath = token_client::routes::kToken;
+inline constexpr std::string_view kReadyPath = token_client::routes::kReady;
 
 struct Outcome {
   int exit_code = kExitOk;

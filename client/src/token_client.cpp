@@ -2,6 +2,7 @@
 
 #include "tb/http_client.hpp"
 #include "token_client/protocol.hpp"
+#include "token_client/routes.hpp"
 
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
@@ -189,7 +190,7 @@ std::chrono::milliseconds broker_wait(std::chrono::milliseconds timeout) {
 }
 
 std::string token_target(const Request& request, std::chrono::milliseconds wait) {
-  std::string target = "/v1/token?resource=" + encode(request.resource);
+  std::string target = std::string(routes::kToken) + "?resource=" + encode(request.resource);
   if (!request.client_id.empty()) target += "&client_id=" + encode(request.client_id);
   if (!request.object_id.empty()) target += "&object_id=" + encode(request.object_id);
   if (!request.mi_res_id.empty()) target += "&mi_res_id=" + encode(request.mi_res_id);
