@@ -75,6 +75,8 @@ std::string_view to_string(JwtProblem problem);
 
 /// Splits and decodes `token` without checking its signature (`signed_part` points into it).
 std::variant<Jwt, JwtProblem> decode_jwt(std::string_view token);
+/// Not for a temporary: `signed_part` would point into a string that is gone.
+std::variant<Jwt, JwtProblem> decode_jwt(std::string&& token) = delete;
 /// Checks that `jwt` says alg RS256 and that its signature verifies with `key`.
 std::optional<JwtProblem> check_rs256(const Jwt& jwt, EVP_PKEY* key);
 
