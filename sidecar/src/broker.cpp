@@ -331,24 +331,42 @@ struct Broker::Impl {
     return options;
   }
 
+  /// SIGTERM/SIGINT: every server drains (DESIGN.md, Shutdown); when all are drained, or when
+  /// the grace is over, the requests still waiting (for an upstream call) are answered 503 with
+  /// Retry-After, and the broker stops.
   asio::awaitable<void> shutdown_when_signalled() {
     auto [ec, signal] = co_await signals.async_wait(use_nothrow);
     if (ec) co_return;
     tb::log::info("shutting down", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
                                     {"grace_s", config.shutdown_grace.count()}});
-    socket_server->drain();  // NOLINT(bugprone-unchecked-optional-access): set by listen()
-    if (admin_server) admin_server->drain();
-    if (drop_in_server) drop_in_server->drain();
-    // Requests in flight (including ones waiting for an upstream call) may finish.
-    const auto give_up = clock.steady_now() + config.shutdown_grace;
-    asio::steady_timer tick(io);
-    auto open_connections = [this] {
-      return socket_server->connections() + (admin_server ? admin_server->connections() : 0) +
-             (drop_in_server ? drop_in_server->connections() : 0);
+    asio::steady_timer grace(io, config.shutdown_grace);
+    std::size_t draining = 0;
+    auto drain = [&](auto& server) {
+      ++draining;
+      server.drain([&] {
+        if (--draining == 0) grace.cancel();
+      });
     };
-    while (open_connections() > 0 && clock.steady_now() < give_up) {
-      tick.expires_after(20ms);
-      co_await tick.async_wait(use_nothrow);
+    drain(*socket_server);  // NOLINT(bugprone-unchecked-optional-access): set by listen()
+    if (admin_server) drain(*admin_server);
+    if (drop_in_server) drain(*drop_in_server);
+    co_await grace.async_wait(use_nothrow);  // (drain() posts its callback: never before this)
+    if (draining > 0) {
+      const tb::http::Error late{503, "shutting_down",
+                                 "token-broker is shutting down and its grace (--shutdown-grace) "
+                                 "ended before this request could be answered; retry on the "
+                                 "restarted broker",
+                                 1s};
+      std::size_t waiting = 0;
+      auto close_busy = [&](auto& server) {
+        waiting += server.busy();
+        server.close_busy(late);
+      };
+      close_busy(*socket_server);  // NOLINT(bugprone-unchecked-optional-access): as above
+      if (admin_server) close_busy(*admin_server);
+      if (drop_in_server) close_busy(*drop_in_server);
+      tb::log::warn("shutdown grace over: requests still waiting were answered 503",
+                    {{"requests", waiting}});
     }
     cache.stop();
     remove_socket();

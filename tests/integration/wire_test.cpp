@@ -4,6 +4,7 @@
 // socket directory check and the open-file limit. Each case gets the right answer or a clean
 // close (an end of stream, not a reset), and the broker keeps serving.
 #include "fixture.hpp"
+#include "raw_client.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
@@ -34,112 +35,8 @@ namespace {
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
-using Answer = http::response<http::string_body>;
 using Clock = std::chrono::steady_clock;
 using test_support::wait_until;
-
-/// All complete responses at the front of `bytes`; `rest` is what follows them.
-std::vector<Answer> parse_responses(std::string_view bytes, std::string_view* rest = nullptr) {
-  std::vector<Answer> answers;
-  while (!bytes.empty()) {
-    http::response_parser<http::string_body> parser;
-    parser.eager(true);
-    boost::beast::error_code ec;
-    const auto used = parser.put(boost::asio::buffer(bytes.data(), bytes.size()), ec);
-    if (ec || !parser.is_done()) break;
-    answers.push_back(parser.release());
-    bytes.remove_prefix(used);
-  }
-  if (rest != nullptr) *rest = bytes;
-  return answers;
-}
-
-/// One raw connection to a Unix socket: bytes in, bytes out, nothing fixed up.
-class Raw {
- public:
-  enum class End { open, eof, reset };
-
-  explicit Raw(const std::string& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
-    if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~Raw() { close(); }
-  Raw(Raw&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Raw& operator=(Raw&&) = delete;
-
-  bool ok() const { return fd_ >= 0; }
-  void close() {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
-
-  /// False when the broker no longer takes bytes (it closed the connection).
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
-
-  /// Reads what arrives within `wait`; stops early at the end of the stream or a reset.
-  End read_for(std::chrono::milliseconds wait, std::string& into) {
-    const auto deadline = Clock::now() + wait;
-    while (true) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left <= 0ms) return End::open;
-      pollfd ready{fd_, POLLIN, 0};
-      if (::poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
-      char chunk[65536];
-      const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n == 0) return End::eof;
-      if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
-        return End::reset;
-      }
-      into.append(chunk, static_cast<std::size_t>(n));
-    }
-  }
-
-  /// Everything until the broker closes the connection (or `wait` passes: End::open).
-  std::pair<std::string, End> read_to_end(std::chrono::milliseconds wait = 10s) {
-    std::string bytes;
-    const auto end = read_for(wait, bytes);
-    return {bytes, end};
-  }
-
-  /// Reads until `count` complete responses have arrived, the connection ends, or `wait` passes.
-  std::vector<Answer> read_responses(std::size_t count, std::chrono::milliseconds wait = 10s) {
-    const auto deadline = Clock::now() + wait;
-    while (Clock::now() < deadline) {
-      std::string_view rest;
-      auto answers = parse_responses(pending_, &rest);
-      if (answers.size() >= count) {
-        pending_ = std::string(rest);
-        return answers;
-      }
-      if (read_for(50ms, pending_) != End::open) {
-        answers = parse_responses(pending_, &rest);
-        pending_ = std::string(rest);
-        return answers;
-      }
-    }
-    return parse_responses(pending_);
-  }
-
- private:
-  int fd_ = -1;
-  std::string pending_;
-};
 
 std::string token_request(std::string_view version = "1.1", std::string_view extra = "") {
   return fmt::format("GET /v1/token?resource={} HTTP/{}\r\nHost: localhost\r\n{}\r\n",
@@ -458,6 +355,26 @@ TEST_F(Wire, ThreePipelinedRequestsGetThreeResponsesInOrder) {
   EXPECT_EQ(answers[2].result_int(), 404);
   EXPECT_TRUE(answers[0].keep_alive());
   EXPECT_FALSE(answers[2].keep_alive());
+  EXPECT_EQ(end, Raw::End::eof);
+}
+
+TEST_F(Wire, AbsoluteFormTargetsAreServedLikeOriginForm) {
+  start_emulator();
+  start_broker();
+  // RFC 9112 section 3.2.2: a server must accept the absolute form (proxies and some clients
+  // send it); its authority stands for Host.
+  auto [answers, end] = exchange(
+      fmt::format("GET http://localhost/v1/token?resource={} HTTP/1.1\r\nHost: other\r\n\r\n",
+                  kDatabaseQuery) +
+      "GET https://broker.local:8443/healthz HTTP/1.1\r\n\r\n"
+      "GET http://localhost HTTP/1.1\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(answers[0].result_int(), 200) << answers[0].body();
+  EXPECT_TRUE(json::parse(answers[0].body()).contains("access_token"));
+  EXPECT_EQ(answers[1].result_int(), 200);
+  EXPECT_EQ(json::parse(answers[1].body())["status"], "ok");
+  // No path is the root path, which is no route: 404 as for "GET /".
+  EXPECT_EQ(answers[2].result_int(), 404);
   EXPECT_EQ(end, Raw::End::eof);
 }
 

@@ -14,7 +14,9 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <array>
 #include <memory>
 #include <utility>
@@ -86,6 +88,28 @@ std::size_t skip_empty_lines(beast::flat_buffer& buffer) {
   return n;
 }
 
+/// A request target in absolute form (`http://host/path?query`, RFC 9112 section 3.2.2, as
+/// proxies and some clients send it) becomes the origin form the routes match (`/path?query`);
+/// its authority replaces Host, as section 3.2.2 asks. Other targets are left as they are.
+void to_origin_form(Request& request) {
+  const auto target = request.target();
+  if (target.empty() || target.front() == '/') return;  // the common case costs one compare
+  const auto url = boost::urls::parse_absolute_uri(std::string_view(target.data(), target.size()));
+  if (!url || (url->scheme_id() != boost::urls::scheme::http &&
+               url->scheme_id() != boost::urls::scheme::https)) {
+    return;
+  }
+  std::string origin(url->encoded_path());
+  if (origin.empty()) origin = "/";
+  if (url->has_query()) {
+    origin += '?';
+    origin += url->encoded_query();
+  }
+  const std::string authority(url->encoded_host_and_port());
+  request.target(origin);
+  request.set(beast::http::field::host, authority);
+}
+
 /// Errors that mean the caller went away or took too long: close without an answer.
 bool is_disconnect(const beast::error_code& ec) {
   return ec == beast::http::error::end_of_stream || ec == beast::error::timeout ||
@@ -113,6 +137,10 @@ struct HttpServer<Protocol>::Session {
   bool closed = false;
   /// Between a complete request and the end of its response: draining lets it finish.
   bool busy = false;
+  /// The request whose handler is working (null otherwise), for close_busy().
+  const Request* handling = nullptr;
+  /// close_busy() answered the request: the handler's own answer is dropped.
+  bool abandoned = false;
   beast::flat_buffer buffer;  ///< bytes received and not parsed yet; allocated on the first read
 
   static void expires_after(const std::shared_ptr<Session>& self, Clock::duration timeout) {
@@ -120,6 +148,17 @@ struct HttpServer<Protocol>::Session {
     if (!self->watchdog_armed) arm(self);
   }
   void no_deadline() { deadline = Clock::time_point::max(); }
+  /// Brings the deadline forward to `timeout` from now (never later than it is).
+  static void shorten(const std::shared_ptr<Session>& self, Clock::duration timeout) {
+    const auto until = Clock::now() + timeout;
+    if (self->deadline <= until) return;
+    self->deadline = until;
+    if (self->watchdog_armed) {
+      self->watchdog.cancel();  // the wait ends early and re-arms at the new deadline
+    } else {
+      arm(self);
+    }
+  }
 
   static void arm(std::shared_ptr<Session> self) {
     self->watchdog_armed = true;
@@ -242,13 +281,45 @@ void HttpServer<Protocol>::start() {
 }
 
 template <class Protocol>
-void HttpServer<Protocol>::drain() {
+void HttpServer<Protocol>::drain(std::function<void()> on_drained) {
   draining_ = true;
+  on_drained_ = std::move(on_drained);
   beast::error_code ignored;
   acceptor_.close(ignored);
-  for (Session* session : sessions_) {
-    if (!session->busy) session->socket.cancel(ignored);
+  // A connection waiting for a request (or in the middle of one) gets the grace to complete
+  // it; one whose handler is working is answered first and decides then (serve()).
+  for (const auto& session : sessions_) {
+    if (!session->busy) Session::shorten(session, kDrainIdleGrace);
   }
+  notify_if_drained();
+}
+
+template <class Protocol>
+void HttpServer<Protocol>::close_busy(const Error& error) {
+  std::string output;
+  for (const auto& session : sessions_) {
+    if (session->handling == nullptr || session->abandoned) continue;
+    session->abandoned = true;
+    // Synchronous and non-blocking, like refuse(): the answer is small, and nothing else is
+    // being written on a connection whose handler is working.
+    serialize_response(close_with(*session->handling, error), output);
+    beast::error_code ignored;
+    session->socket.write_some(asio::buffer(output), ignored);
+    session->socket.shutdown(Protocol::socket::shutdown_send, ignored);
+  }
+}
+
+template <class Protocol>
+void HttpServer<Protocol>::notify_if_drained() {
+  if (!draining_ || open_ > 0 || !on_drained_) return;
+  asio::post(acceptor_.get_executor(), std::exchange(on_drained_, nullptr));
+}
+
+template <class Protocol>
+std::size_t HttpServer<Protocol>::busy() const {
+  std::size_t n = 0;
+  for (const auto& session : sessions_) n += session->busy ? 1 : 0;
+  return n;
 }
 
 template <class Protocol>
@@ -302,7 +373,7 @@ asio::awaitable<void> HttpServer<Protocol>::accept_loop() {
 template <class Protocol>
 asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket socket) {
   const auto session = std::make_shared<Session>(std::move(socket));
-  auto self = sessions_.insert(sessions_.end(), session.get());
+  auto self = sessions_.insert(sessions_.end(), session);
   if (on_connection_) on_connection_(+1);
   std::string output;  // the serialised response, its capacity kept across requests
   {
@@ -319,15 +390,20 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
   // A new connection has header_timeout from now for its first request's headers (the deadline
   // holds across reads until it is set again); a kept-alive one waits up to idle_timeout for
   // the next request's first byte, then has header_timeout for the rest.
-  Session::expires_after(session, limits_.header_timeout);
-  while (!draining_) {
+  // While draining, both are the drain's idle grace at most.
+  const auto timeout = [this](std::chrono::seconds normal) -> std::chrono::steady_clock::duration {
+    if (!draining_) return normal;
+    return std::min<std::chrono::steady_clock::duration>(normal, kDrainIdleGrace);
+  };
+  Session::expires_after(session, timeout(limits_.header_timeout));
+  while (true) {
     session->busy = false;
     if (served > 0) {
       if (buffer.size() == 0) {
-        Session::expires_after(session, limits_.idle_timeout);
+        Session::expires_after(session, timeout(limits_.idle_timeout));
         if (co_await session->read_some()) break;  // closed by the peer, idle timeout, drained
       }
-      Session::expires_after(session, limits_.header_timeout);
+      Session::expires_after(session, timeout(limits_.header_timeout));
     }
     // Empty lines in front of the request line are skipped, as many as the header limit.
     std::size_t empty_lines = skip_empty_lines(buffer);
@@ -357,14 +433,18 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
         session->busy = true;
         session->no_deadline();  // the handler bounds its own waits (the request deadline)
         ++served;
+        to_origin_form(parser.get());
         if (refusal) {
           response = close_with(parser.get(), *refusal);
         } else {
           // A handler that throws must not take the session down without an answer (and
           // without leaving the session list, which draining walks).
           try {
+            session->handling = &parser.get();
             response = co_await handler_(parser.get());
+            session->handling = nullptr;
           } catch (const std::exception& e) {
+            session->handling = nullptr;
             tb::log::error("request handler failed", {{"error", e.what()}});
             response = close_with(
                 parser.get(), Error{500, "internal_error",
@@ -378,7 +458,14 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
         }
       }
     }
-    if (draining_) response.keep_alive(false);
+    if (session->abandoned) break;  // answered by close_busy(); the socket is shut for writing
+    if (draining_ && response.keep_alive()) {
+      // Draining: what the caller has already sent is answered too; the last answer closes.
+      beast::error_code ignored;
+      if (buffer.size() == 0 && session->socket.available(ignored) == 0) {
+        response.keep_alive(false);
+      }
+    }
     beast::error_code write_ec;
     if (response.chunked()) {
       Session::expires_after(session, kWriteTimeout);
@@ -415,7 +502,7 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     }
   }
   session->busy = false;
-  if (linger && !draining_ && !session->timed_out) co_await Session::discard_input(session);
+  if (linger && !session->timed_out) co_await Session::discard_input(session);
   session->closed = true;
   beast::error_code ignored;
   session->watchdog.cancel();
@@ -424,6 +511,7 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
   sessions_.erase(self);
   --open_;
   if (on_connection_) on_connection_(-1);
+  notify_if_drained();
 }
 
 template class HttpServer<asio::local::stream_protocol>;

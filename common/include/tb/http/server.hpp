@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -64,10 +65,27 @@ class HttpServer {
 
   /// Starts the accept loop on the acceptor's executor.
   void start();
-  /// Stops accepting, closes idle connections and lets busy ones finish their response.
-  void drain();
+  /// Graceful stop: stops accepting, answers every request already received (a handler that is
+  /// working finishes; requests already in a connection's buffer or socket are read and
+  /// answered), the last one on each connection with `Connection: close`; a connection with no
+  /// request pending gets kDrainIdleGrace to send one more, then is closed. `on_drained` is
+  /// posted once no connection is left (at once when none is open). Handlers that wait on
+  /// something (a token fetch) are the program's to end: drain() does not interrupt them.
+  void drain(std::function<void()> on_drained = nullptr);
+  /// The end of a drain's grace: every request whose handler is still working is answered
+  /// `error` at once (the program's 503 with Retry-After), its connection shut for writing; the
+  /// handler's own answer is dropped when it comes. After this the program may stop its
+  /// io_context without leaving a caller unanswered.
+  void close_busy(const Error& error);
   /// Connections open now (including ones being closed).
   std::size_t connections() const { return open_; }
+  /// Connections whose handler is working on a request now.
+  std::size_t busy() const;
+
+  /// How long a connection with no request pending is kept open after drain() began: the time
+  /// a client that just read its previous answer has to send the request it is writing, so that
+  /// the close does not race it (a request written to a closed connection is lost).
+  static constexpr std::chrono::milliseconds kDrainIdleGrace{1000};
 
  private:
   struct Session;
@@ -85,6 +103,8 @@ class HttpServer {
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> serve(typename Protocol::socket socket);
   void refuse(typename Protocol::socket& socket);
+  /// Posts on_drained_ once draining has closed the last connection.
+  void notify_if_drained();
   /// The answer to a request that gets `error` and closes its connection.
   Response close_with(const Request& request, const Error& error) const;
 
@@ -95,11 +115,13 @@ class HttpServer {
   ConnectionObserver on_connection_;
   Admission admission_;
   std::string busy_response_;  ///< the 503 sent to connections beyond max_connections
-  std::list<Session*> sessions_;
+  /// Every open connection; a session removes itself when it ends.
+  std::list<std::shared_ptr<Session>> sessions_;
   std::size_t open_ = 0;
   Throttled refused_log_;
   Throttled accept_error_log_;
   bool draining_ = false;
+  std::function<void()> on_drained_;
 };
 
 extern template class HttpServer<boost::asio::local::stream_protocol>;

@@ -1,0 +1,55 @@
+#pragma once
+// A raw connection to a Unix socket for tests that check the wire itself (what a server sends,
+// when it closes, whether the close is a reset): bytes in, bytes out, nothing fixed up.
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace integration {
+
+using Answer = boost::beast::http::response<boost::beast::http::string_body>;
+
+/// All complete responses at the front of `bytes`; `rest` is what follows them.
+std::vector<Answer> parse_responses(std::string_view bytes, std::string_view* rest = nullptr);
+
+class Raw {
+ public:
+  enum class End { open, eof, reset };
+
+  /// Connects to `path`; ok() says whether it worked.
+  explicit Raw(const std::string& path);
+  ~Raw() { close(); }
+  Raw(Raw&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Raw& operator=(Raw&&) = delete;
+  Raw(const Raw&) = delete;
+  Raw& operator=(const Raw&) = delete;
+
+  bool ok() const { return fd_ >= 0; }
+  void close();
+  void shutdown_write();
+
+  /// False when the server no longer takes bytes (it closed the connection).
+  bool send(std::string_view bytes);
+
+  /// Reads what arrives within `wait`; stops early at the end of the stream or a reset.
+  End read_for(std::chrono::milliseconds wait, std::string& into);
+
+  /// Everything until the server closes the connection (or `wait` passes: End::open).
+  std::pair<std::string, End> read_to_end(std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+  /// Reads until `count` complete responses have arrived, the connection ends, or `wait` passes.
+  std::vector<Answer> read_responses(std::size_t count,
+                                     std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+ private:
+  int fd_ = -1;
+  std::string pending_;
+};
+
+}  // namespace integration
