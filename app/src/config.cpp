@@ -82,6 +82,17 @@ const std::vector<Flag>& flags() {
       {"threads", "N", "Worker threads; each can wait on one database call at a time (default 8).",
        tb::flags::int_range<AppConfig>(
            1, 256, [](AppConfig& c, std::int64_t v) { c.threads = static_cast<int>(v); })},
+      {"drain-seconds", "SECONDS",
+       "On SIGTERM, keep serving this long while /readyz answers 503, so that Services and "
+       "Ingresses stop sending before the app stops listening (default 5).",
+       tb::flags::int_range<AppConfig>(
+           0, 300, [](AppConfig& c, std::int64_t v) { c.drain = std::chrono::seconds(v); })},
+      {"shutdown-grace", "SECONDS",
+       "After the drain, how long requests in flight may take before they are answered 503 "
+       "(default 10).",
+       tb::flags::int_range<AppConfig>(
+           0, 300,
+           [](AppConfig& c, std::int64_t v) { c.shutdown_grace = std::chrono::seconds(v); })},
       {"csrf-secret-file", "PATH",
        "File with the secret that signs form tokens; set the same file on every replica behind "
        "one address (default: a random secret per process).",

@@ -491,6 +491,15 @@ Response App::route(const Request& request) {
     if (seg[0] == "metrics") {
       return make(request, http::status::ok, "text/plain; version=0.0.4", metrics_text());
     }
+    if (draining_) {
+      Response response = json_response(
+          request, http::status::service_unavailable,
+          {{"status", "draining"},
+           {"error", "shutting_down"},
+           {"error_description", "todo-app is stopping; it serves requests already routed to it"}});
+      response.set(http::field::retry_after, "5");
+      return response;
+    }
     auto ping = store_.ping();
     if (!ping) {
       context.note(ping.error());

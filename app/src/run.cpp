@@ -12,9 +12,11 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
-#include <thread>
+#include <stdexcept>
+#include <utility>
 
 namespace todo {
 namespace {
@@ -84,12 +86,13 @@ int run(const AppConfig& config) {
     return 2;
   }
 
-  asio::io_context io(config.threads);
+  asio::io_context io(1);  // the server core's thread; requests run on config.threads workers
   App app(*store, *csrf);
   std::unique_ptr<Server> server;
   try {
-    server = std::make_unique<Server>(io, config.listen_host, config.listen_port, app);
-  } catch (const std::system_error& error) {
+    server =
+        std::make_unique<Server>(io, config.listen_host, config.listen_port, app, config.threads);
+  } catch (const std::runtime_error& error) {
     tb::log::error("todo-app cannot listen", {{"error", error.what()}});
     std::cerr << "todo-app: " << error.what() << "\n";
     return 1;
@@ -110,27 +113,52 @@ int run(const AppConfig& config) {
                  {"pool_size", config.db_pool_size},
                  {"threads", config.threads}});
 
+  // SIGTERM/SIGINT: /readyz turns 503 and the app serves on for the drain period (endpoints
+  // drop the pod meanwhile); then the server drains (answers what was received, closes idle
+  // connections); requests still running when the grace ends are answered 503.
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  asio::steady_timer drain(io);
-  std::function<void(int)> wait_for_idle = [&](int tries) {
-    if (server->busy() == 0 || tries == 0) {
+  asio::steady_timer timer(io);
+  bool serving_stopped = false;
+  auto stop_serving = [&] {
+    if (std::exchange(serving_stopped, true)) return;
+    tb::log::info("draining connections", {{"grace_s", config.shutdown_grace.count()}});
+    server->drain([&] { io.stop(); });
+    timer.expires_after(config.shutdown_grace);
+    timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      tb::log::warn("shutdown grace over: requests still running were answered 503",
+                    {{"requests", server->busy()}});
+      server->close_busy();
       io.stop();
-      return;
-    }
-    drain.expires_after(100ms);
-    drain.async_wait([&, tries](const boost::system::error_code&) { wait_for_idle(tries - 1); });
+    });
   };
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    tb::log::info("stopping", {{"signal", signo}});
-    server->stop();
-    wait_for_idle(100);  // up to 10 s for requests in flight
-  });
+  bool stopping = false;
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signo) {
+        if (ec) return;
+        if (stopping) {
+          // A second signal (Ctrl-C again): skip the rest of the drain period.
+          if (!serving_stopped) {
+            tb::log::info("second signal: draining now", {{"signal", signo}});
+            timer.cancel();
+            stop_serving();
+          }
+          return;
+        }
+        stopping = true;
+        signals.async_wait(on_signal);
+        tb::log::info("stopping: not ready, serving on for the drain period",
+                      {{"signal", signo}, {"drain_s", config.drain.count()}});
+        app.start_draining();
+        timer.expires_after(config.drain);
+        timer.async_wait([&](const boost::system::error_code& wait_ec) {
+          if (!wait_ec) stop_serving();
+        });
+      };
+  signals.async_wait(on_signal);
 
-  std::vector<std::thread> threads;
-  for (int i = 1; i < config.threads; ++i) threads.emplace_back([&io] { io.run(); });
   io.run();
-  for (auto& thread : threads) thread.join();
+  server.reset();  // waits for the workers' requests
   tb::log::info("todo-app stopped");
   return 0;
 }

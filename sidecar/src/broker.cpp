@@ -8,6 +8,7 @@
 #include "broker/peer.hpp"
 #include "broker/refresh.hpp"
 #include "broker/workload_identity.hpp"
+#include "tb/http/listen.hpp"
 #include "tb/http/server.hpp"
 #include "tb/log.hpp"
 
@@ -292,7 +293,7 @@ struct Broker::Impl {
         server_options(true), [this](local::socket& socket) { return admit(socket); });
     if (config.admin_enabled) {
       admin_server.emplace(
-          bind_tcp(io, "--admin-listen", config.admin_host, config.admin_port),
+          tb::http::listen_tcp(io, "--admin-listen", config.admin_host, config.admin_port),
           [this](const Request& r) { return handle_admin(r); }, server_options(false));
     }
     if (config.imds_listen_enabled) bind_drop_in();
@@ -309,8 +310,9 @@ struct Broker::Impl {
     struct stat info {};
     if (::stat(config.socket_path.c_str(), &info) == 0) group = info.st_gid;
     api.identity_header = load_identity_header(config.identity_header_file, group);
-    auto acceptor = bind_tcp(io, "--imds-listen", config.imds_listen_host, config.imds_listen_port);
-    drop_in_address = endpoint_text(acceptor.local_endpoint());
+    auto acceptor =
+        tb::http::listen_tcp(io, "--imds-listen", config.imds_listen_host, config.imds_listen_port);
+    drop_in_address = tb::http::endpoint_text(acceptor.local_endpoint());
     drop_in_server.emplace(
         std::move(acceptor), [this](const Request& r) { return handle_drop_in(r); },
         server_options(true));

@@ -24,7 +24,6 @@ namespace broker {
 
 namespace asio = boost::asio;
 using local = asio::local::stream_protocol;
-using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -144,32 +143,6 @@ local::acceptor bind_socket(asio::io_context& io, const std::string& path, mode_
     throw StartupError("--socket " + path + ": cannot set its mode: " + std::strerror(errno));
   }
   return acceptor;
-}
-
-/// `flag` names the option in errors, e.g. "--admin-listen".
-tcp::acceptor bind_tcp(asio::io_context& io, const std::string& flag, const std::string& host,
-                       std::uint16_t port) {
-  boost::system::error_code ec;
-  auto address = asio::ip::make_address(host, ec);
-  if (ec) throw StartupError(flag + ": '" + host + "' is not an IP address");
-  tcp::acceptor acceptor(io);
-  tcp::endpoint endpoint(address, port);
-  acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    throw StartupError(flag + " " + host + ":" + std::to_string(port) +
-                       ": cannot listen: " + ec.message());
-  }
-  return acceptor;
-}
-
-/// "127.0.0.1:8080" / "[::1]:8080".
-std::string endpoint_text(const tcp::endpoint& endpoint) {
-  const auto host = endpoint.address().to_string();
-  const auto port = std::to_string(endpoint.port());
-  return endpoint.address().is_v6() ? "[" + host + "]:" + port : host + ":" + port;
 }
 
 /// The App Service route's secret: the file's content when it exists, else 32 random bytes in

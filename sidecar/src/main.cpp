@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <stdexcept>
 
 int main(int argc, char** argv) {
   const std::vector<std::string> args(argv + 1, argv + argc);
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
   try {
     broker::Broker broker(std::move(*outcome.config));
     return broker.run();
-  } catch (const broker::StartupError& e) {
+  } catch (const std::runtime_error& e) {  // StartupError, tb::http::ListenError: bad settings
     std::cerr << "token-broker: " << e.what() << "\n";
     return 2;
   }

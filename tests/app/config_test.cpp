@@ -40,6 +40,19 @@ TEST(AppConfig, ReadsTodoVariablesAndTheBrokerSocketVariable) {
   EXPECT_EQ(outcome.config->broker_socket, "/tmp/b.sock");
 }
 
+TEST(AppConfig, DrainAndGraceDefaultTo5And10AndComeFromFlagsOrTheEnvironment) {
+  auto outcome = parse({});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->drain, std::chrono::seconds(5));
+  EXPECT_EQ(outcome.config->shutdown_grace, std::chrono::seconds(10));
+  outcome = parse({"--drain-seconds", "0"}, {{"TODO_SHUTDOWN_GRACE", "30"}});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->drain, std::chrono::seconds(0));
+  EXPECT_EQ(outcome.config->shutdown_grace, std::chrono::seconds(30));
+  EXPECT_FALSE(parse({"--drain-seconds", "301"}).config);
+  EXPECT_FALSE(parse({}, {{"TODO_DRAIN_SECONDS", "-1"}}).config);
+}
+
 TEST(AppConfig, FlagsWinOverTheEnvironment) {
   auto outcome = parse({"--db-auth", "access-token"}, {{"TODO_DB_AUTH", "none"}});
   ASSERT_TRUE(outcome.config) << outcome.error;

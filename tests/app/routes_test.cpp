@@ -116,6 +116,18 @@ TEST_F(RoutesTest, ApiRefusesOtherMediaTypesMethodsAndIds) {
   EXPECT_EQ(send(http::verb::get, "/api/nothing").result(), http::status::not_found);
 }
 
+TEST_F(RoutesTest, DrainingMakesReadyz503WhileEveryOtherRouteServes) {
+  app.start_draining();
+  auto ready = send(http::verb::get, "/readyz");
+  EXPECT_EQ(ready.result(), http::status::service_unavailable);
+  EXPECT_EQ(body_of(ready)["status"], "draining");
+  EXPECT_EQ(body_of(ready)["error"], "shutting_down");
+  EXPECT_FALSE(ready[http::field::retry_after].empty());
+  EXPECT_EQ(send(http::verb::get, "/healthz").result(), http::status::ok);
+  EXPECT_EQ(send(http::verb::get, "/api/todos").result(), http::status::ok);
+  EXPECT_EQ(send(http::verb::get, "/").result(), http::status::ok);
+}
+
 TEST_F(RoutesTest, DatabaseOutageIs503WithTheReason) {
   store.failure = StoreError{StoreErrc::unavailable, "cannot reach the database: timeout"};
   auto list = send(http::verb::get, "/api/todos");

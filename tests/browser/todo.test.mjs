@@ -102,6 +102,7 @@ async function startApp() {
       '--log-format', 'text',
       '--db-connection-string', `Driver=SQLite3;Database=${db};`,
       '--threads', '2',
+      '--drain-seconds', '0',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

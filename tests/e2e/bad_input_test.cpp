@@ -98,7 +98,8 @@ class BadInput : public TodoPod {
   /// The app alone, on SQLite: enough for what the web layer refuses before any database work.
   void start_sqlite_app() {
     start_app_with({"--listen", "127.0.0.1:0", "--db-connection-string",
-                    "Driver=SQLite3;Database=" + dir_.file("todo.db") + ";", "--threads", "2"});
+                    "Driver=SQLite3;Database=" + dir_.file("todo.db") + ";", "--threads", "2",
+                    "--drain-seconds", "0"});
   }
 };
 

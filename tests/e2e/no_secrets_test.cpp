@@ -297,7 +297,7 @@ TEST_F(NoSecrets, TheAppNeverShowsItsDatabasePassword) {
       "pw-" + test_support::jwt_signature(leaks::canary_token()).substr(0, 24);
   start_app_with({"--listen", "127.0.0.1:0", "--db-connection-string",
                   pg_->odbc_connection_string(kTrustRole, password), "--db-auth", "none",
-                  "--db-pool-size", "2"});
+                  "--db-pool-size", "2", "--drain-seconds", "0"});
   ASSERT_EQ(api(http::verb::post, "/api/todos", {{"description", "with a password"}}).result_int(),
             201);
   expect_clean(call(http::verb::get, "/"), "the list");

@@ -66,20 +66,13 @@ class TodoPod : public integration::BrokerWithEmulator {
 
   /// The app logging in as kRole with broker tokens; `extra` flags win.
   std::vector<std::string> app_args(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {"--listen",
-                                     "127.0.0.1:0",
-                                     "--db-connection-string",
-                                     pg_->odbc_connection_string(kRole),
-                                     "--db-auth",
-                                     "password",
-                                     "--db-token-resource",
-                                     kOssrdbms,
-                                     "--broker-socket",
-                                     socket_path(),
-                                     "--db-pool-size",
-                                     "2",
-                                     "--db-token-margin",
-                                     "5"};
+    std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--db-connection-string",
+                                     pg_->odbc_connection_string(kRole), "--db-auth", "password",
+                                     "--db-token-resource", kOssrdbms, "--broker-socket",
+                                     socket_path(), "--db-pool-size", "2", "--db-token-margin", "5",
+                                     // Tests stop the app at once (the drain is tested on
+                                     // its own, todo_pod_test.cpp).
+                                     "--drain-seconds", "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -107,7 +100,8 @@ class TodoPod : public integration::BrokerWithEmulator {
 
   void stop_app() {
     ASSERT_TRUE(app_);
-    EXPECT_EQ(app_->stop(), 0) << "todo-app should exit 0 on SIGTERM";
+    // Within its drain period and grace (the tests' apps have no drain period).
+    EXPECT_EQ(app_->stop(20s), 0) << "todo-app should exit 0 on SIGTERM";
     app_.reset();
   }
 

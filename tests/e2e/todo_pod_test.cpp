@@ -3,6 +3,10 @@
 
 #include "todo_pod.hpp"
 
+#include <atomic>
+#include <csignal>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -63,6 +67,79 @@ TEST_F(TodoPod, CrudThroughTheApiAndTheFormsWithTokenCheckedLogins) {
     EXPECT_EQ(line["result"], "accepted") << line.dump();
     EXPECT_EQ(line["role"], kRole);
   }
+}
+
+TEST_F(TodoPod, SigtermTurnsNotReadyServesOnThenStopsWithoutAFailedRequestOrLostWrite) {
+  start_backends();
+  start_app({"--drain-seconds", "2"});
+  ASSERT_EQ(call(http::verb::get, "/readyz").result_int(), 200);
+
+  // A load balancer: sends while the app is in rotation; it probes /readyz and takes the app
+  // out 200 ms after a failed probe (Kubernetes takes seconds: the drain period covers that).
+  std::atomic<bool> in_rotation{true};
+  std::atomic<bool> saw_not_ready{false};
+  std::atomic<int> reads{0};
+  std::atomic<int> writes{0};
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  const auto send = [&](tb::http::Request request) -> std::optional<unsigned> {
+    auto response =
+        tb::http::request_tcp("127.0.0.1", app_port_, std::move(request), {.timeout = 30s});
+    if (!response) {
+      const std::lock_guard lock(failures_mutex);
+      failures.push_back(response.error().message());
+      return std::nullopt;
+    }
+    return response->result_int();
+  };
+  std::thread prober([&] {
+    while (true) {
+      const auto status = send({http::verb::get, "/readyz", {}, {}, "127.0.0.1"});
+      if (status && *status == 503) {
+        saw_not_ready = true;
+        std::this_thread::sleep_for(200ms);
+        in_rotation = false;
+        return;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] {
+      for (int n = 0; in_rotation; ++n) {
+        if (n % 2 == 0) {
+          const auto status = send({http::verb::get, "/api/todos", {}, {}, "127.0.0.1"});
+          if (status == 200u) ++reads;
+        } else {
+          const json body = {
+              {"description", "drain " + std::to_string(i) + "-" + std::to_string(n)}};
+          const auto status = send({http::verb::post,
+                                    "/api/todos",
+                                    {{"Content-Type", "application/json"}},
+                                    body.dump(),
+                                    "127.0.0.1"});
+          if (status == 201u) ++writes;
+          if (status && *status != 201) {
+            const std::lock_guard lock(failures_mutex);
+            failures.push_back("POST answered " + std::to_string(*status));
+          }
+        }
+      }
+    });
+  }
+  EXPECT_TRUE(wait_until([&] { return reads + writes >= 20; }, 20s));
+  app_->signal(SIGTERM);
+  prober.join();
+  for (auto& client : clients) client.join();
+  EXPECT_TRUE(saw_not_ready) << "/readyz should answer 503 during the drain period";
+  EXPECT_TRUE(failures.empty()) << failures.size() << " failed, first: " << failures.front();
+  EXPECT_EQ(app_->wait(20s), 0) << "todo-app should stop by itself after the drain";
+  app_.reset();
+
+  // Every write the app acknowledged is in the database.
+  start_app();
+  EXPECT_EQ(items().size(), static_cast<std::size_t>(writes.load()));
 }
 
 TEST_F(TodoPod, DataSurvivesAnAppRestart) {

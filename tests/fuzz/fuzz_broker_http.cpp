@@ -139,9 +139,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::string_view::npos;
   boost::asio::const_buffer input(data, size);
   for (std::size_t n = 0; n < kMaxRequests && input.size() > 0; ++n) {
-    // As the session: an empty_body parser, so that any body is refused as unexpected.
-    http::request_parser<http::empty_body> parser;
+    // As the session with the broker's limits: no body (body limit 0), so any is refused.
+    http::request_parser<http::string_body> parser;
     parser.header_limit(kHeaderLimit);
+    parser.body_limit(0);
     beast::error_code ec;
     while (!parser.is_done()) {
       const std::size_t used = parser.put(input, ec);

@@ -65,7 +65,8 @@ bool Raw::send(std::string_view bytes) {
 Raw::End Raw::read_for(std::chrono::milliseconds wait, std::string& into) {
   const auto deadline = Clock::now() + wait;
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left <= 0ms) return End::open;
     pollfd ready{fd_, POLLIN, 0};
     if (::poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;

@@ -41,7 +41,8 @@ class Raw {
   End read_for(std::chrono::milliseconds wait, std::string& into);
 
   /// Everything until the server closes the connection (or `wait` passes: End::open).
-  std::pair<std::string, End> read_to_end(std::chrono::milliseconds wait = std::chrono::seconds(10));
+  std::pair<std::string, End> read_to_end(
+      std::chrono::milliseconds wait = std::chrono::seconds(10));
 
   /// Reads until `count` complete responses have arrived, the connection ends, or `wait` passes.
   std::vector<Answer> read_responses(std::size_t count,

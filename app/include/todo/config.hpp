@@ -29,6 +29,10 @@ struct AppConfig {
   std::chrono::seconds db_max_lifetime{1'800};
   std::chrono::seconds db_token_margin{300};
   int threads = 8;
+  /// On SIGTERM: this long serving as usual while /readyz says 503 (endpoints drop the pod).
+  std::chrono::seconds drain{5};
+  /// Then: this long for requests in flight before they are answered 503.
+  std::chrono::seconds shutdown_grace{10};
   std::string csrf_secret_file;  ///< "" = a random secret per process
   tb::log::Format log_format = tb::log::Format::json;
   spdlog::level::level_enum log_level = spdlog::level::info;

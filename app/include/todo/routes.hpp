@@ -31,6 +31,10 @@ class App {
   /// Prometheus text: requests by status class, store errors by kind.
   std::string metrics_text() const;
 
+  /// SIGTERM: from now on /readyz answers 503 (status "draining") while every other route
+  /// serves as before.
+  void start_draining() { draining_ = true; }
+
  private:
   Response route(const Request& request);
   void count(const Response& response);
@@ -39,6 +43,7 @@ class App {
   const Csrf& csrf_;
   std::array<std::atomic<std::uint64_t>, 6> responses_{};     // 1xx..5xx, by index
   std::array<std::atomic<std::uint64_t>, 5> store_errors_{};  // by StoreErrc
+  std::atomic<bool> draining_{false};
   friend struct RouteContext;
 };
 

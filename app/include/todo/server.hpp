@@ -1,53 +1,50 @@
 #pragma once
-// The todo-app's HTTP/1.1 server on TCP. Each connection is one coroutine on its own strand;
-// the io_context runs on several threads because a request blocks its thread while it waits
-// for the database (ODBC is blocking). Limits: header size, body size, header and idle timeouts.
+// The todo-app's HTTP/1.1 server: the project's one server core (tb::http::HttpServer) on TCP,
+// with the app's limits (8 KiB of headers, 64 KiB of body) and its error shape (JSON, `Server:
+// todo-app`). The core runs on the io_context's one thread; App::handle blocks while it waits
+// for the database (ODBC is blocking), so every request runs on a pool of worker threads.
 
+#include "tb/http/server.hpp"
 #include "todo/routes.hpp"
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
 
-#include <atomic>
-#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace todo {
 
-struct ServerLimits {
-  std::uint32_t header_limit = 8 * 1024;
-  std::chrono::seconds header_timeout{10};
-  std::chrono::seconds idle_timeout{60};
-  std::size_t max_connections = 1024;
-};
+/// The app's limits: the core's defaults, with request bodies up to kMaxRequestBody.
+tb::http::ServerLimits default_limits();
 
 class Server {
  public:
-  /// Binds HOST:PORT (port 0 picks a free one). Throws std::system_error naming the address
-  /// when it cannot listen (start-up only).
+  /// Binds HOST:PORT (port 0 picks a free one); `workers` threads run App::handle. Throws
+  /// tb::http::ListenError naming the address when it cannot listen (start-up only).
   Server(boost::asio::io_context& io, const std::string& host, std::uint16_t port, App& app,
-         ServerLimits limits = {});
+         int workers, tb::http::ServerLimits limits = default_limits());
+  /// Waits for the requests the workers are running.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   std::uint16_t port() const { return port_; }
-  void start();
-  /// Stops accepting new connections.
-  void stop();
-  /// Requests being handled right now (for a graceful stop).
-  std::size_t busy() const { return busy_.load(); }
+  void start() { server_.start(); }
+  /// Graceful stop (tb::http::HttpServer::drain): `on_drained` is posted when no connection is
+  /// left.
+  void drain(std::function<void()> on_drained) { server_.drain(std::move(on_drained)); }
+  /// The end of the grace: requests still running are answered 503 shutting_down.
+  void close_busy();
+  /// Requests being handled right now.
+  std::size_t busy() const { return server_.busy(); }
 
  private:
-  boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
-
-  boost::asio::io_context& io_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  App& app_;
-  ServerLimits limits_;
+  boost::asio::thread_pool workers_;
   std::uint16_t port_ = 0;
-  std::atomic<std::size_t> connections_{0};
-  std::atomic<std::size_t> busy_{0};
+  tb::http::HttpServer<boost::asio::ip::tcp> server_;
 };
 
 }  // namespace todo

@@ -26,6 +26,10 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
       value: {{ include "todo.broker.socket" . | quote }}
     - name: TODO_THREADS
       value: {{ .Values.app.threads | quote }}
+    - name: TODO_DRAIN_SECONDS
+      value: {{ .Values.app.drainSeconds | quote }}
+    - name: TODO_SHUTDOWN_GRACE
+      value: {{ .Values.app.shutdownGrace | quote }}
     - name: TODO_DB_POOL_SIZE
       value: {{ .Values.app.dbPoolSize | quote }}
     - name: TODO_DB_MAX_LIFETIME

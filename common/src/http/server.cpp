@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/write.hpp>
@@ -19,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace tb::http {
@@ -29,7 +31,7 @@ using namespace std::chrono_literals;
 
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-using RequestParser = beast::http::request_parser<beast::http::empty_body>;
+using RequestParser = beast::http::request_parser<beast::http::string_body>;
 constexpr auto kWriteTimeout = 10s;
 /// What one read asks for: a token request is a few hundred bytes; longer headers take more
 /// reads (and the buffer grows), up to the header limit.
@@ -51,15 +53,26 @@ Request no_request() {
   return request;
 }
 
-/// The answer to a request that could not even be parsed.
-Error parse_error(const beast::error_code& ec) {
+/// The answer to a request that could not even be parsed (or whose body is refused).
+Error parse_error(const beast::error_code& ec, std::size_t body_limit) {
   if (ec == beast::http::error::header_limit) {
     return Error{431, "request_header_fields_too_large",
                  "the request line and headers exceed the limit; send fewer or shorter headers",
                  0s};
   }
   if (ec == beast::http::error::unexpected_body || ec == beast::http::error::body_limit) {
-    return Error{413, "payload_too_large", "requests to this server must not carry a body", 0s};
+    if (body_limit == 0) {
+      return Error{413, "payload_too_large", "requests to this server must not carry a body", 0s};
+    }
+    return Error{413, "payload_too_large",
+                 body_limit % 1024 == 0
+                     ? fmt::format("the request body is larger than {} KiB, this server's limit; "
+                                   "send a smaller one",
+                                   body_limit / 1024)
+                     : fmt::format("the request body is larger than {} bytes, this server's limit; "
+                                   "send a smaller one",
+                                   body_limit),
+                 0s};
   }
   return Error{400, "invalid_request", "the request is not valid HTTP/1.1: " + ec.message(), 0s};
 }
@@ -72,8 +85,8 @@ Error empty_lines_error() {
 
 Error busy_error(std::size_t max_connections) {
   return Error{503, "too_many_connections",
-               fmt::format("the server has {} connections open, its limit (--max-connections); "
-                           "close idle connections or retry shortly",
+               fmt::format("the server has {} connections open, its connection limit; close idle "
+                           "connections or retry shortly",
                            max_connections),
                1s};
 }
@@ -195,9 +208,10 @@ struct HttpServer<Protocol>::Session {
 
   /// Reads one request's header into `parser`: at most `limit` bytes in all, request line
   /// included. (Beast's own header_limit bounds only the part not parsed yet: a header of many
-  /// short fields, arriving in several reads, would pass it.) A request with a body is refused
-  /// after its header: no route takes one.
-  asio::awaitable<beast::error_code> read_header(RequestParser& parser, std::size_t limit) {
+  /// short fields, arriving in several reads, would pass it.) Without a body limit, a request
+  /// with a body is refused after its header.
+  asio::awaitable<beast::error_code> read_header(RequestParser& parser, std::size_t limit,
+                                                 bool bodies) {
     std::size_t parsed = 0;
     while (true) {
       if (buffer.size() > 0) {
@@ -212,9 +226,32 @@ struct HttpServer<Protocol>::Session {
         }
         if (parser.is_header_done()) {
           // Content-Length above 0 or chunked: a body follows.
-          if (!parser.is_done()) co_return beast::http::error::unexpected_body;
+          if (!parser.is_done() && !bodies) co_return beast::http::error::unexpected_body;
           co_return beast::error_code{};
         }
+      }
+      const auto ec = co_await read_some();
+      if (ec == asio::error::eof) co_return beast::http::error::partial_message;
+      if (ec) co_return ec;
+    }
+  }
+
+  /// Reads the body of the request whose header `parser` holds (the parser's body limit
+  /// bounds it), after a 100 Continue if the caller waits for one.
+  asio::awaitable<beast::error_code> read_body(RequestParser& parser) {
+    if (parser.is_done()) co_return beast::error_code{};
+    if (beast::iequals(parser.get()[beast::http::field::expect], "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [ec, written] = co_await asio::async_write(socket, asio::buffer(kContinue), use_nothrow);
+      if (timed_out) co_return beast::error::timeout;
+      if (ec) co_return ec;
+    }
+    while (true) {
+      if (buffer.size() > 0) {
+        beast::error_code ec;
+        buffer.consume(parser.put(buffer.data(), ec));
+        if (ec && ec != beast::http::error::need_more) co_return ec;
+        if (parser.is_done()) co_return beast::error_code{};
       }
       const auto ec = co_await read_some();
       if (ec == asio::error::eof) co_return beast::http::error::partial_message;
@@ -380,6 +417,11 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     // Reads and writes are tried without blocking; only waits go through the event loop.
     beast::error_code ignored;
     session->socket.non_blocking(true, ignored);
+    // A response goes out in one write: Nagle would only hold back the last segment of a
+    // large one.
+    if constexpr (std::is_same_v<Protocol, asio::ip::tcp>) {
+      session->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    }
   }
   const std::optional<Error> refusal =
       admission_ ? admission_(session->socket) : std::optional<Error>{};
@@ -424,10 +466,13 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     } else {
       RequestParser parser;
       parser.header_limit(static_cast<std::uint32_t>(limits_.header_limit));
-      const auto read_ec = co_await session->read_header(parser, limits_.header_limit);
+      parser.body_limit(limits_.body_limit);
+      auto read_ec =
+          co_await session->read_header(parser, limits_.header_limit, limits_.body_limit > 0);
+      if (!read_ec) read_ec = co_await session->read_body(parser);
       if (read_ec) {
         if (is_disconnect(read_ec)) break;
-        response = close_with(no_request(), parse_error(read_ec));
+        response = close_with(no_request(), parse_error(read_ec, limits_.body_limit));
         linger = true;
       } else {
         session->busy = true;

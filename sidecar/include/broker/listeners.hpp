@@ -1,10 +1,9 @@
 #pragma once
 // Start-up I/O of the broker's listeners: the open-file limit, the socket directory check, the
-// token socket file, TCP listeners and the App Service identity-header file. Each throws
-// StartupError with a message that names the flag and what to do.
+// token socket file and the App Service identity-header file (TCP listeners: tb/http/listen.hpp).
+// Each throws StartupError with a message that names the flag and what to do.
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include <sys/types.h>
@@ -30,13 +29,6 @@ void check_socket_directory(const std::string& path, bool allow_shared);
 boost::asio::local::stream_protocol::acceptor bind_socket(boost::asio::io_context& io,
                                                           const std::string& path, mode_t mode,
                                                           bool allow_shared_dir);
-
-/// Listens on host:port; `flag` names the option in errors, e.g. "--admin-listen".
-boost::asio::ip::tcp::acceptor bind_tcp(boost::asio::io_context& io, const std::string& flag,
-                                        const std::string& host, std::uint16_t port);
-
-/// "127.0.0.1:8080" / "[::1]:8080".
-std::string endpoint_text(const boost::asio::ip::tcp::endpoint& endpoint);
 
 /// The App Service route's secret: the file's content when it exists, else 32 random bytes in
 /// hex written to a new file with mode 0640 and group `group` (the socket's), so that the app's

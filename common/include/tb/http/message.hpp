@@ -14,8 +14,9 @@
 namespace tb::http {
 
 namespace beast_http = boost::beast::http;
-/// Requests carry no body: the servers built on this core refuse one (413).
-using Request = beast_http::request<beast_http::empty_body>;
+/// A request with its body, if the server takes bodies (ServerLimits::body_limit; by default it
+/// does not, and a request with a body is answered 413).
+using Request = beast_http::request<beast_http::string_body>;
 using Response = beast_http::response<beast_http::string_body>;
 
 /// An error answer: its status, a short machine-readable code and a description for people

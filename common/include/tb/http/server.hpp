@@ -1,16 +1,20 @@
 #pragma once
 // An HTTP/1.1 keep-alive server over a Unix socket or TCP, hardened against hostile local
 // callers: every connection is one coroutine with a header timeout, an idle timeout, a header
-// size limit and a request budget; request bodies are refused; connections beyond the limit get
-// a short 503 and are closed. Runs on one thread; the request logic is the injected handler.
+// size limit, a body limit (none by default) and a request budget; connections beyond the limit
+// get a short 503 and are closed; SIGTERM-style draining loses no request (drain, close_busy).
+// Runs on one thread; the request logic is the injected handler, which may hand blocking work
+// to a thread pool of its own (offload()).
 // The one server core of the HTTP layer: it knows nothing of tokens (DESIGN.md, Layers).
 
 #include "tb/http/message.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -19,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 
 namespace tb::http {
 
@@ -35,6 +40,10 @@ struct ServerLimits {
   std::size_t max_connections = 1024;
   /// Requests served on one connection; the last response says Connection: close. 0: no limit.
   std::size_t max_requests_per_connection = 1000;
+  /// Largest request body taken, in bytes; a larger one is answered 413 (before it is sent, when
+  /// Content-Length says so). 0: requests must not carry a body. The body must arrive within
+  /// the header timeout; a caller that sends `Expect: 100-continue` gets its 100 Continue.
+  std::size_t body_limit = 0;
 };
 
 using Handler = std::function<boost::asio::awaitable<Response>(const Request&)>;
@@ -123,6 +132,20 @@ class HttpServer {
   bool draining_ = false;
   std::function<void()> on_drained_;
 };
+
+/// Runs `work` (a blocking call: a database query) on `pool` and resumes the calling coroutine
+/// on its own executor with the result: how a handler keeps blocking work off the server's
+/// thread.
+template <class Executor, class Work>
+auto offload(const Executor& pool, Work work)
+    -> boost::asio::awaitable<std::invoke_result_t<Work&>> {
+  co_return co_await boost::asio::co_spawn(
+      pool,
+      [work = std::move(work)]() mutable -> boost::asio::awaitable<std::invoke_result_t<Work&>> {
+        co_return work();
+      },
+      boost::asio::use_awaitable);
+}
 
 extern template class HttpServer<boost::asio::local::stream_protocol>;
 extern template class HttpServer<boost::asio::ip::tcp>;
