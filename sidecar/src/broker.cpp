@@ -134,9 +134,9 @@ struct Broker::Impl {
     auto parsed = parse_token_request(request, api);
     if (auto* error = std::get_if<HttpError>(&parsed)) return make_error(request, *error);
     query = std::move(std::get<TokenQuery>(parsed));
-    if (auto token = cache.held(query->key, query->min_validity)) {
-      return make_response(request, http::status::ok,
-                           bodies.body(token, *query, clock.steady_now()));
+    const auto now = clock.steady_now();  // one instant for the check and the answer
+    if (auto token = cache.held(query->key, query->min_validity, now)) {
+      return make_response(request, http::status::ok, bodies.body(token, *query, now));
     }
     return std::nullopt;
   }
@@ -144,9 +144,14 @@ struct Broker::Impl {
   asio::awaitable<Response> wait_for_token(const Request& request, const TokenQuery& query) {
     const auto start = clock.steady_now();
     auto result = co_await cache.get(query.key, query.min_validity, start + query.wait);
-    if (auto* token = std::get_if<TokenPtr>(&result)) {
-      co_return make_response(request, http::status::ok,
-                              bodies.body(*token, query, clock.steady_now()));
+    while (auto* token = std::get_if<TokenPtr>(&result)) {
+      // The answer is rendered for the instant it is checked at: it never reports less than
+      // the caller's minimum (a token that crossed it since the cache's check is asked again).
+      const auto now = clock.steady_now();
+      if (usable(**token, now, query.min_validity)) {
+        co_return make_response(request, http::status::ok, bodies.body(*token, query, now));
+      }
+      result = co_await cache.get(query.key, query.min_validity, start + query.wait);
     }
     const auto error = to_http_error(std::get<TokenError>(result));
     tb::log::info("token request not served",

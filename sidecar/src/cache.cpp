@@ -22,6 +22,8 @@ using nlohmann::json;
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+/// Expiry fields further apart than this are logged (clocks and rounding make a second or two).
+constexpr std::chrono::seconds kExpiryDisagreement{5};
 
 std::chrono::seconds ceil_seconds(std::chrono::steady_clock::duration d) {
   return std::max(1s, std::chrono::ceil<std::chrono::seconds>(d));
@@ -104,11 +106,10 @@ TokenCache::Entry* TokenCache::find_or_create(const TokenKey& key) {
   return it->second.get();
 }
 
-TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity) {
+TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity, SteadyTime now) {
   const auto it = entries_.find(key.flat());
   if (it == entries_.end()) return nullptr;
   const Entry& entry = *it->second;
-  const auto now = clock_.steady_now();
   if (!entry.token || !usable(*entry.token, now, min_validity)) return nullptr;
   metrics_.cache_hit();
   if (entry.failures > 0 && now >= entry.refresh_at) metrics_.stale_serve();
@@ -156,18 +157,32 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
     }
     if (entry->last_error && now < entry->fail_fast_until)
       co_return fail_fast_error(*entry, *entry->last_error, now);
+    // Until when this caller sleeps unless woken by a new token or error.
+    SteadyTime sleep_until = deadline;
     if (entry->state == Entry::State::idle) {
       start(*entry);
-    } else if (entry->state == Entry::State::waiting_refresh &&
-               now - entry->token->acquired_at >= options_.retry.base) {
-      // The held token is too short for this caller: refresh now rather than at the scheduled
-      // time. Not while backing off, and not for a brand-new token, so callers cannot make the
-      // broker hammer the upstream.
-      entry->wake.cancel();
+    } else if (entry->state == Entry::State::waiting_refresh) {
+      // The held token is too short for this caller.
+      if (entry->token->expires_at - entry->token->acquired_at < min_validity) {
+        // The upstream's tokens are shorter than that from the start: a refresh cannot help.
+        co_return too_short_error(*entry, min_validity);
+      }
+      if (now - entry->token->acquired_at >= options_.retry.base) {
+        // Refresh now rather than at the scheduled time.
+        entry->wake.cancel();
+      } else {
+        // Not for a brand-new token, so callers cannot make the broker hammer the upstream:
+        // come back when the token is old enough to be refreshed.
+        sleep_until = std::min(deadline, entry->token->acquired_at + options_.retry.base);
+      }
+    } else if (entry->state == Entry::State::backing_off && entry->next_attempt_at >= deadline) {
+      // No upstream attempt will even start before this caller's deadline: waiting would only
+      // end in the same 503 later.
+      co_return backing_off_error(*entry, now);
     }
     if (now >= deadline) co_return timeout_error(*entry, now);
 
-    asio::steady_timer timer(executor_, deadline - now);
+    asio::steady_timer timer(executor_, sleep_until - now);
     entry->waiters.push_back(&timer);
     co_await timer.async_wait(use_nothrow);
     std::erase(entry->waiters, &timer);
@@ -230,7 +245,26 @@ asio::awaitable<void> TokenCache::run(Entry& entry) {
         tb::log::warn("upstream returned no newer token; keeping the held one", fields);
       } else {
         auto token = std::make_shared<Token>();
-        token->expires_at = now + fresh->expires_in;
+        // The effective expiry (unix seconds) on the monotonic clock, to the fraction of a
+        // second: the time left counted here is then what a client computes from expires_on.
+        const auto ends = SystemTime(std::chrono::seconds(fresh->expires_on));
+        token->expires_at =
+            now + std::chrono::duration_cast<SteadyTime::duration>(ends - clock_.system_now());
+        if (const auto spread = fresh->said.spread(); spread > kExpiryDisagreement.count()) {
+          // Once per token: the upstream's fields disagree; say which and what was chosen.
+          json said = json::object();
+          if (fresh->said.expires_on) said["expires_on"] = *fresh->said.expires_on;
+          if (fresh->said.expires_in) said["received_plus_expires_in"] = *fresh->said.expires_in;
+          if (fresh->said.jwt_exp) said["jwt_exp"] = *fresh->said.jwt_exp;
+          tb::log::warn(
+              "upstream expiry fields disagree; the token is taken to end at the earliest",
+              {{"resource", entry.key.resource},
+               {"identity", to_string(entry.key.identity)},
+               {"token_sha256", tb::log::fingerprint(fresh->access_token)},
+               {"said", said},
+               {"spread_s", spread},
+               {"expires_on", fresh->expires_on}});
+        }
         token->acquired_at = now;
         token->fingerprint = tb::log::fingerprint(fresh->access_token);
         token->upstream = std::move(*fresh);
@@ -326,6 +360,37 @@ TokenError TokenCache::fail_fast_error(const Entry& entry, const FetchError& err
                         to_string(entry.key.identity) + "): " + describe(error) +
                         "; check the resource and identity",
                     ceil_seconds(entry.fail_fast_until - now), error.status};
+}
+
+TokenError TokenCache::too_short_error(const Entry& entry,
+                                       std::chrono::seconds min_validity) const {
+  const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(entry.token->expires_at -
+                                                                         entry.token->acquired_at);
+  return TokenError{
+      TokenError::Kind::unavailable,
+      "no valid token for " + entry.key.resource + " (" + to_string(entry.key.identity) +
+          "): the upstream (" + std::string(source_.name()) + ") issues tokens valid for " +
+          std::to_string(lifetime.count()) + " s, less than the " +
+          std::to_string(min_validity.count()) + " s asked; ask for a shorter min_validity",
+      ceil_seconds(entry.refresh_at - clock_.steady_now())};
+}
+
+TokenError TokenCache::backing_off_error(const Entry& entry, SteadyTime now) const {
+  std::string why = "the next upstream attempt is in " +
+                    one_decimal_seconds(entry.next_attempt_at - now) + ", after the caller's wait";
+  if (entry.last_error) {
+    why += " (after " + std::to_string(entry.failures) +
+           " failed attempt(s); last error: " + describe(*entry.last_error) + ")";
+  }
+  std::string held;
+  if (entry.token) {
+    held = "; the held token has " + std::to_string(time_left(*entry.token, now).count()) +
+           " s left, less than the caller needs";
+  }
+  return TokenError{TokenError::Kind::unavailable,
+                    "no valid token for " + entry.key.resource + " (" +
+                        to_string(entry.key.identity) + "): " + why + held,
+                    ceil_seconds(entry.next_attempt_at - now)};
 }
 
 TokenError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {

@@ -3,6 +3,7 @@
 #include "broker/retry.hpp"
 #include "broker/source.hpp"
 
+#include "tb/crypto.hpp"
 #include "tb/flags.hpp"
 #include "tb/http_client.hpp"
 
@@ -17,6 +18,7 @@
 
 #include <cctype>
 #include <ctime>
+#include <limits>
 #include <stdexcept>
 
 namespace broker {
@@ -169,8 +171,7 @@ FetchResult parse_token_response(std::string_view body, SystemTime now) {
   }
   token.access_token = access->get<std::string>();
 
-  const auto now_unix =
-      std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  const auto now_unix = std::chrono::floor<std::chrono::seconds>(now.time_since_epoch()).count();
   auto expires_in = numeric_field(parsed, "expires_in");
   std::optional<std::int64_t> expires_on = numeric_field(parsed, "expires_on");
   if (!expires_on) {
@@ -186,23 +187,42 @@ FetchResult parse_token_response(std::string_view body, SystemTime now) {
   if (!expires_in && !expires_on) {
     return malformed("upstream response has neither expires_in nor expires_on");
   }
-  if (!expires_in) {
-    // Compare before subtracting: a far-out-of-range expires_on must not overflow.
-    if (*expires_on <= now_unix) {
-      return malformed("upstream sent a token that is already expired (expires_on " +
-                       std::to_string(*expires_on) + ")");
-    }
-    expires_in = *expires_on - now_unix;
-  }
-  if (*expires_in <= 0) {
+  // Range checks before any sum: far-out-of-range values must not overflow.
+  constexpr std::int64_t kMaxLifetime = 366LL * 24 * 3600;
+  if (expires_in && *expires_in <= 0) {
     return malformed("upstream sent a token that is already expired (expires_in " +
                      std::to_string(*expires_in) + ")");
   }
-  if (*expires_in > 366LL * 24 * 3600) {
+  if (expires_in && *expires_in > kMaxLifetime) {
     return malformed("upstream expires_in is implausibly large");
   }
-  token.expires_in = std::chrono::seconds(*expires_in);
-  token.expires_on = expires_on.value_or(now_unix + *expires_in);
+  if (expires_on && *expires_on <= now_unix) {
+    return malformed("upstream sent a token that is already expired (expires_on " +
+                     std::to_string(*expires_on) + ")");
+  }
+  if (!expires_in && *expires_on - now_unix > kMaxLifetime) {
+    return malformed("upstream expires_on is implausibly far away");
+  }
+  token.said.expires_on = expires_on;
+  if (expires_in) token.said.expires_in = now_unix + *expires_in;
+  // The token itself, when it is a JWT: its exp is what a database checks.
+  if (const auto jwt = tb::decode_jwt(token.access_token); std::holds_alternative<tb::Jwt>(jwt)) {
+    const auto& claims = std::get<tb::Jwt>(jwt).claims;
+    if (const auto exp = claims.find("exp"); exp != claims.end() && exp->is_number_integer()) {
+      const auto value = exp->get<std::int64_t>();
+      if (value <= now_unix) {
+        return malformed("upstream sent a token whose own exp has passed (exp " +
+                         std::to_string(value) + ")");
+      }
+      token.said.jwt_exp = value;
+    }
+  }
+  std::int64_t effective = std::numeric_limits<std::int64_t>::max();
+  for (const auto& said : {token.said.expires_on, token.said.expires_in, token.said.jwt_exp}) {
+    if (said) effective = std::min(effective, *said);
+  }
+  token.expires_on = effective;
+  token.expires_in = std::chrono::seconds(effective - now_unix);
 
   if (auto refresh_in = numeric_field(parsed, "refresh_in"); refresh_in && *refresh_in > 0) {
     token.refresh_in = std::chrono::seconds(*refresh_in);

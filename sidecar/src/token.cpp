@@ -1,6 +1,22 @@
 #include "broker/token.hpp"
 
+#include <algorithm>
+#include <limits>
+
 namespace broker {
+
+std::int64_t ExpiryClaims::spread() const {
+  std::int64_t earliest = std::numeric_limits<std::int64_t>::max();
+  std::int64_t latest = std::numeric_limits<std::int64_t>::min();
+  int given = 0;
+  for (const auto& said : {expires_on, expires_in, jwt_exp}) {
+    if (!said) continue;
+    ++given;
+    earliest = std::min(earliest, *said);
+    latest = std::max(latest, *said);
+  }
+  return given < 2 ? 0 : latest - earliest;
+}
 
 std::string to_string(const Identity& identity) {
   switch (identity.kind) {

@@ -5,10 +5,16 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdio>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 namespace e2e {
 namespace {
@@ -140,6 +146,46 @@ TEST_F(TodoPod, SigtermTurnsNotReadyServesOnThenStopsWithoutAFailedRequestOrLost
   // Every write the app acknowledged is in the database.
   start_app();
   EXPECT_EQ(items().size(), static_cast<std::size_t>(writes.load()));
+}
+
+TEST_F(TodoPod, RequestStillRunningWhenTheGraceEndsGets503ShuttingDown) {
+  // A broker that takes connections and never answers (a listening socket nobody accepts on):
+  // a request that needs a new database connection waits for its token.
+  const std::string silent = dir_.file("silent.sock");
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", silent.c_str());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  start_app_with({"--listen", "127.0.0.1:0", "--db-connection-string",
+                  "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=1;Database=todo;Uid=app;",
+                  "--db-auth", "password", "--db-token-resource", kOssrdbms, "--broker-socket",
+                  silent, "--broker-timeout-ms", "4000", "--drain-seconds", "0", "--shutdown-grace",
+                  "1"});
+  auto waiting = std::async(std::launch::async, [port = app_port_] {
+    tb::http::Request request{http::verb::get, "/api/todos", {}, {}, "127.0.0.1"};
+    return tb::http::request_tcp("127.0.0.1", port, std::move(request), {.timeout = 30s});
+  });
+  // The request reaches the app and waits for its token (4 s at most).
+  std::this_thread::sleep_for(300ms);
+  ASSERT_EQ(waiting.wait_for(0s), std::future_status::timeout) << "answered without waiting";
+  const auto signalled = std::chrono::steady_clock::now();
+  app_->signal(SIGTERM);
+  auto response = waiting.get();
+  const auto answered_after = std::chrono::steady_clock::now() - signalled;
+  ::close(listener);
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->result_int(), 503) << response->body();
+  EXPECT_EQ(json::parse(response->body())["error"], "shutting_down");
+  EXPECT_FALSE((*response)[http::field::retry_after].empty());
+  EXPECT_FALSE(response->keep_alive());
+  EXPECT_GE(answered_after, 900ms) << "answered before the grace was over";
+  EXPECT_LT(answered_after, 3s) << "answered at the end of the grace, not of the token wait";
+  // It exits once the worker's token request has timed out (at most --broker-timeout-ms).
+  EXPECT_EQ(app_->wait(15s), 0);
+  app_.reset();
 }
 
 TEST_F(TodoPod, DataSurvivesAnAppRestart) {

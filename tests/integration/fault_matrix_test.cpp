@@ -212,7 +212,8 @@ TEST_F(FaultMatrix, NotFoundDuringTheStartupRaceIsRetriedWithBackoffWhileTheCall
 TEST_F(FaultMatrix, GoneWhileImdsUpgradesIsRetriedNotFailedFastAndThePrefetchKeepsTrying) {
   // 410: IMDS is being upgraded (up to 70 s). Waiting the whole 70 s is pinned by the unit test
   // GoneWhileImdsUpgradesIsRetriedForTheWholeSeventySecondBudget; here: it is retried, the caller
-  // gets a 503 at its deadline (not a 4xx), and the prefetch loop goes on without callers.
+  // gets a 503 (not a 4xx) by its deadline, at once when the next attempt would come after it,
+  // and the prefetch loop goes on without callers.
   start_emulator();
   set_faults({{"sequence", json::array()}, {"then", {{"status", 410}}}});
   start_broker({"--prefetch", kDatabase});
@@ -221,7 +222,6 @@ TEST_F(FaultMatrix, GoneWhileImdsUpgradesIsRetriedNotFailedFastAndThePrefetchKee
   EXPECT_EQ(refused.body["error"], "token_unavailable");
   EXPECT_TRUE(contains(refused.description(), "HTTP 410")) << refused.description();
   EXPECT_FALSE(refused.retry_after.empty());
-  EXPECT_GE(refused.took_ms, 950);
   EXPECT_LT(refused.took_ms, 1600);
   const auto before = calls(kDatabase).size();
   EXPECT_GE(before, 2u) << "410 is retried while the caller waits";
@@ -374,7 +374,10 @@ TEST_F(FaultMatrix, UpstreamThatNeverAnswersGetsTheCaller503AtItsDeadlineSayingW
       << second.description();
   const auto list = calls(r);
   ASSERT_EQ(list.size(), 2u);
-  EXPECT_GE(gaps_ms(list).front(), 2000);
+  // As in HangingAttemptIsCutOffByTheUpstreamTimeoutAndRetried: the broker's 2 s start before
+  // the first request reaches the emulator (a TSan run once saw 1997 ms): a test artefact of
+  // two processes timing different instants, not an early retry (that would show a gap near 0).
+  EXPECT_GE(gaps_ms(list).front(), 2000 - 50);
   // The timed-out attempt was hung up on; only the current one is open.
   EXPECT_TRUE(wait_until([&] { return emulator_stats()["in_flight"] == 1; }, 500ms));
 }
@@ -490,8 +493,10 @@ TEST_F(FaultMatrix, SameTokenAgainOnRefreshIsKeptWithoutAHotLoopUntilANewerOneCo
 }
 
 TEST_F(FaultMatrix, OutageLongerThanTheRefreshWindowServesTheHeldTokenThen503ThenRecovers) {
-  // 10 s tokens (expires_in 9): refresh due after 4.05..4.95 s; min validity 3 s: servable for
-  // 6 s. The upstream answers 503 from the first refresh on.
+  // 10 s tokens (expires_in 9): refresh due after 4.05..4.95 s; min validity 3 s. expires_on is
+  // whole unix seconds, and the broker counts the time left from it (as a client does), so the
+  // token ends 8 to 9 s after it arrived: servable for 5 to 6 s. The upstream answers 503 from
+  // the first refresh on.
   const auto r = resource("outage");
   start_emulator({"--lifetime", "10"});
   start_broker({"--min-validity", "3"});
@@ -513,8 +518,9 @@ TEST_F(FaultMatrix, OutageLongerThanTheRefreshWindowServesTheHeldTokenThen503The
     std::this_thread::sleep_for(200ms);
   }
   const auto refused_ms = ms_since(start);
-  EXPECT_GE(last_served_ms, 5300) << "the held token must be served until min validity";
-  EXPECT_GE(refused_ms, 5800);
+  // (Polled every 200 ms + up to 250 ms of wait.)
+  EXPECT_GE(last_served_ms, 5000 - 450) << "the held token must be served until min validity";
+  EXPECT_GE(refused_ms, 5000);
   EXPECT_LT(refused_ms, 7000);
   EXPECT_EQ(refused.status, 503) << refused.body;
   EXPECT_EQ(refused.body["error"], "token_unavailable");

@@ -239,23 +239,23 @@ TEST_F(TokenCacheTest, HeldTokenIsServedFromTheCacheWithoutAnUpstreamCall) {
 
 TEST_F(TokenCacheTest, HeldAnswersWithoutWaitingOnlyWhatGetWouldServeAtOnce) {
   // Nothing asked for yet: nothing held, and asking held() starts no fetch.
-  EXPECT_EQ(cache_->held(kSql, 60s), nullptr);
+  EXPECT_EQ(cache_->held(kSql, 60s, clock_.steady_now()), nullptr);
   run_for(io_, 5ms);
   EXPECT_EQ(source_.calls(), 0);
 
   source_.always(upstream_token("t1", 3600s, clock_));
   const auto fetched = expect_token(*get(kSql));
   ASSERT_NE(fetched, nullptr);
-  EXPECT_EQ(cache_->held(kSql, 60s), fetched);
+  EXPECT_EQ(cache_->held(kSql, 60s, clock_.steady_now()), fetched);
   // Another identity for the same resource is another key.
   TokenKey other = kSql;
   other.identity = Identity{Identity::Kind::client_id, "00000000-0000-0000-0000-000000000001"};
-  EXPECT_EQ(cache_->held(other, 60s), nullptr);
+  EXPECT_EQ(cache_->held(other, 60s, clock_.steady_now()), nullptr);
   // Not enough validity left for this caller: not held for it (get() would refresh).
-  EXPECT_EQ(cache_->held(kSql, 3601s), nullptr);
+  EXPECT_EQ(cache_->held(kSql, 3601s, clock_.steady_now()), nullptr);
   clock_.advance(3550s);
-  EXPECT_EQ(cache_->held(kSql, 60s), nullptr);
-  EXPECT_EQ(cache_->held(kSql, 30s), fetched);
+  EXPECT_EQ(cache_->held(kSql, 60s, clock_.steady_now()), nullptr);
+  EXPECT_EQ(cache_->held(kSql, 30s, clock_.steady_now()), fetched);
   const auto text = metrics_text();
   EXPECT_EQ(metric(text, "token_broker_cache_hits_total"), 2) << "each token held() gives is a hit";
 }
@@ -406,15 +406,56 @@ TEST_F(TokenCacheTest, DeadlineWhileQueuedForAnUpstreamSlotSaysSo) {
   EXPECT_EQ(source_.calls(), 1);
 }
 
-TEST_F(TokenCacheTest, TimeoutRetryAfterReflectsTheUpstreamsRetryAfter) {
+TEST_F(TokenCacheTest, NextAttemptBeyondTheCallersWaitIs503AtOnceWithRetryAfterToIt) {
+  // The upstream said Retry-After: 20; the caller waits at most 10 s. Waiting could only end
+  // in the same answer 10 s later (the defect): it is answered as soon as the attempt failed.
   source_.always(upstream_failure(429, "throttled", 20'000ms));
-  auto pending = start_get(kSql, 60s, 100ms);
-  advance_clock_after(30ms, 1s);
-  ASSERT_TRUE(run_until(io_, [&] { return pending->done(); }));
-  const auto error = expect_error(*pending);
+  const auto error = expect_error(*get(kSql, 60s, 10s));
   EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
-  EXPECT_EQ(error.retry_after, 19s);
+  EXPECT_EQ(error.retry_after, 20s);
+  EXPECT_NE(error.detail.find("next upstream attempt is in 20.0 s"), std::string::npos)
+      << error.detail;
+  EXPECT_NE(error.detail.find("HTTP 429"), std::string::npos) << error.detail;
   EXPECT_EQ(source_.calls(), 1) << "Retry-After: 20 must hold the next attempt back";
+
+  // A second later a new caller hears the time that is left.
+  clock_.advance(1s);
+  EXPECT_EQ(expect_error(*get(kSql, 60s, 10s)).retry_after, 19s);
+  // One who can wait past the next attempt waits for it.
+  auto patient = start_get(kSql, 60s, 30s);
+  run_for(io_, 20ms);
+  EXPECT_FALSE(patient->done());
+  cache_->stop();
+  ASSERT_TRUE(run_until(io_, [&] { return patient->done(); }));
+}
+
+TEST_F(TokenCacheTest, TokensShorterThanTheCallersMinimumFromTheStartAre503AtOnce) {
+  // The upstream issues 30 s tokens; a caller wants 60 s. No refresh can help: say so at once
+  // instead of waiting the caller's whole timeout for "an upstream call still in progress".
+  source_.always(upstream_token("short", 30s, clock_));
+  const auto token = expect_token(*get(kSql, 10s));
+  ASSERT_NE(token, nullptr);
+  const auto error = expect_error(*get(kSql, 60s, 10s));
+  EXPECT_EQ(error.kind, TokenError::Kind::unavailable);
+  EXPECT_NE(error.detail.find("valid for 30 s"), std::string::npos) << error.detail;
+  EXPECT_EQ(error.detail.find("in progress"), std::string::npos) << error.detail;
+  run_for(io_, 20ms);
+  EXPECT_EQ(source_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, ExpiryIsCountedFromExpiresOnToTheFractionOfASecond) {
+  // 0.76 s into a second: expires_on is whole seconds, so 60 s from "now" in the upstream's
+  // terms is 59.24 s from this instant. Counting 60 s from the arrival instead (the defect)
+  // served tokens with 0.76 s less than the minimum a client computes from expires_on.
+  clock_.set_system(clock_.system_now() + 760ms);
+  source_.always(upstream_token("t1", 60s, clock_));
+  const auto token = expect_token(*get(kSql, 30s));
+  ASSERT_NE(token, nullptr);
+  EXPECT_EQ(token->upstream.expires_on, FakeClock::kStartUnix + 60);
+  EXPECT_EQ(token->expires_at, token->acquired_at + 59'240ms);
+  // 59.24 s left is not 60 s: a caller who wants 60 is not served this token.
+  EXPECT_EQ(cache_->held(kSql, 60s, clock_.steady_now()), nullptr);
+  EXPECT_NE(cache_->held(kSql, 59s, clock_.steady_now()), nullptr);
 }
 
 TEST_F(TokenCacheTest, RetryAfterArrivingAfterTheCallerLeftStillHoldsBackTheNextCaller) {

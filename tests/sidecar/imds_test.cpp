@@ -1,4 +1,5 @@
 #include "broker/imds.hpp"
+#include "tb/crypto.hpp"
 
 #include "fakes.hpp"
 
@@ -161,14 +162,14 @@ TEST(ParseTokenResponse, ExpiresOnAsUtcDateString) {
   const auto token = expect_token(parse_token_response(
       R"({"access_token":"t","expires_in":"3600","expires_on":"11/28/2026 11:45:12 PM +00:00"})",
       kNow));
-  EXPECT_EQ(token.expires_on, 1'795'909'512);  // 2026-11-28T23:45:12Z
+  EXPECT_EQ(token.said.expires_on, 1'795'909'512);  // 2026-11-28T23:45:12Z
 }
 
 TEST(ParseTokenResponse, ExpiresOnAsDateStringWithPositiveOffset) {
   const auto token = expect_token(parse_token_response(
       R"({"access_token":"t","expires_in":"3600","expires_on":"11/28/2026 11:45:12 PM +05:30"})",
       kNow));
-  EXPECT_EQ(token.expires_on, 1'795'909'512 - (5 * 3600 + 30 * 60));
+  EXPECT_EQ(token.said.expires_on, 1'795'909'512 - (5 * 3600 + 30 * 60));
 }
 
 TEST(ParseTokenResponse, ExpiresOnAsDateStringWithNegativeOffset) {
@@ -176,7 +177,7 @@ TEST(ParseTokenResponse, ExpiresOnAsDateStringWithNegativeOffset) {
       R"({"access_token":"t","expires_in":"3600","expires_on":"11/28/2026 11:45:12 AM -08:00"})",
       kNow));
   // 11:45:12 at UTC-8 is 19:45:12Z.
-  EXPECT_EQ(token.expires_on, 1'795'909'512 - 4 * 3600);
+  EXPECT_EQ(token.said.expires_on, 1'795'909'512 - 4 * 3600);
 }
 
 TEST(ParseTokenResponse, ExpiresOnAsDateStringAlone) {
@@ -199,6 +200,67 @@ TEST(ParseTokenResponse, OnlyExpiresInGivenDerivesExpiresOn) {
       expect_token(parse_token_response(R"({"access_token":"t","expires_in":600})", kNow));
   EXPECT_EQ(token.expires_in, 600s);
   EXPECT_EQ(token.expires_on, kNowUnix + 600);
+}
+
+// ---- the effective expiry: the earliest of what the answer says ----
+
+/// A JWT-shaped access token whose payload is `claims` (the signature is not checked here).
+std::string jwt_with(const nlohmann::json& claims) {
+  return tb::base64url_encode(R"({"alg":"RS256","typ":"JWT"})") + "." +
+         tb::base64url_encode(claims.dump()) + "." + tb::base64url_encode("signature");
+}
+
+std::string answer_with(const std::string& access_token, std::int64_t expires_on,
+                        std::int64_t expires_in) {
+  return nlohmann::json{{"access_token", access_token},
+                        {"expires_on", std::to_string(expires_on)},
+                        {"expires_in", std::to_string(expires_in)},
+                        {"token_type", "Bearer"}}
+      .dump();
+}
+
+TEST(ParseTokenResponse, AJwtWhoseExpIsEarlierThanTheFieldsEndsAtItsExp) {
+  // The defect: expires_on and expires_in said an hour, the token's own exp 5 s.
+  const auto access = jwt_with({{"aud", "x"}, {"exp", kNowUnix + 5}});
+  const auto token =
+      expect_token(parse_token_response(answer_with(access, kNowUnix + 3600, 3600), kNow));
+  EXPECT_EQ(token.expires_on, kNowUnix + 5);
+  EXPECT_EQ(token.expires_in, 5s);
+  EXPECT_EQ(token.said.jwt_exp, kNowUnix + 5);
+  EXPECT_EQ(token.said.expires_on, kNowUnix + 3600);
+  EXPECT_EQ(token.said.expires_in, kNowUnix + 3600);
+  EXPECT_EQ(token.said.spread(), 3595);
+}
+
+TEST(ParseTokenResponse, ExpiresOnAndExpiresInThatDisagreeEndAtTheEarlier) {
+  auto token =
+      expect_token(parse_token_response(answer_with("opaque", kNowUnix + 600, 3600), kNow));
+  EXPECT_EQ(token.expires_on, kNowUnix + 600);
+  EXPECT_EQ(token.expires_in, 600s);
+  EXPECT_FALSE(token.said.jwt_exp) << "not a JWT: no exp";
+  token = expect_token(parse_token_response(answer_with("opaque", kNowUnix + 3600, 60), kNow));
+  EXPECT_EQ(token.expires_on, kNowUnix + 60);
+  EXPECT_EQ(token.expires_in, 60s);
+}
+
+TEST(ParseTokenResponse, FieldsThatAgreeHaveNoSpreadAndAJwtExpLaterThanThemChangesNothing) {
+  const auto access = jwt_with({{"exp", kNowUnix + 4000}});
+  const auto token =
+      expect_token(parse_token_response(answer_with(access, kNowUnix + 3600, 3600), kNow));
+  EXPECT_EQ(token.expires_on, kNowUnix + 3600);
+  EXPECT_EQ(token.expires_in, 3600s);
+  EXPECT_EQ(token.said.spread(), 400);
+  const auto agreeing = expect_token(parse_token_response(
+      answer_with(jwt_with({{"exp", kNowUnix + 3600}}), kNowUnix + 3600, 3600), kNow));
+  EXPECT_EQ(agreeing.said.spread(), 0);
+}
+
+TEST(ParseTokenResponse, AJwtWhoseOwnExpHasPassedIsRejected) {
+  const auto access = jwt_with({{"exp", kNowUnix - 1}});
+  const auto error =
+      expect_error(parse_token_response(answer_with(access, kNowUnix + 3600, 3600), kNow));
+  EXPECT_EQ(error.status, 0u);
+  EXPECT_EQ(error.error, "malformed_response");
 }
 
 TEST(ParseTokenResponse, ExpiresOnInThePastWithoutExpiresInIsRejected) {

@@ -63,10 +63,11 @@ class TokenCache {
   boost::asio::awaitable<GetResult> get(TokenKey key, std::chrono::seconds min_validity,
                                         SteadyTime deadline);
 
-  /// The token for `key` when one with at least `min_validity` left is held now (counted as a
-  /// cache hit, as get() counts it); nullptr otherwise, and then get() is the way. Lets a caller
-  /// answer a cached token without suspending.
-  TokenPtr held(const TokenKey& key, std::chrono::seconds min_validity);
+  /// The token for `key` when one with at least `min_validity` left is held at `now` (counted
+  /// as a cache hit, as get() counts it); nullptr otherwise, and then get() is the way. Lets a
+  /// caller answer a cached token without suspending; it renders the answer for the same `now`,
+  /// so that the expires_in it reports is never below `min_validity`.
+  TokenPtr held(const TokenKey& key, std::chrono::seconds min_validity, SteadyTime now);
 
   /// Marks `key` as needed from the start and starts fetching it.
   void prefetch(const TokenKey& key);
@@ -98,6 +99,10 @@ class TokenCache {
   bool wanted(const Entry& entry) const;
   /// `error` is `entry.last_error`'s value.
   TokenError fail_fast_error(const Entry& entry, const FetchError& error, SteadyTime now) const;
+  /// The held token was shorter than `min_validity` from the start.
+  TokenError too_short_error(const Entry& entry, std::chrono::seconds min_validity) const;
+  /// The next upstream attempt starts after the caller's deadline.
+  TokenError backing_off_error(const Entry& entry, SteadyTime now) const;
   TokenError timeout_error(const Entry& entry, SteadyTime now) const;
 
   boost::asio::any_io_executor executor_;

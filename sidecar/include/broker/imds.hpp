@@ -14,8 +14,11 @@ namespace broker {
 std::string imds_target(const TokenKey& key);
 
 /// Parses a token response. Numeric fields may be strings or numbers; `expires_on` may be unix
-/// seconds or a date string ("11/28/2026 11:45:12 PM +00:00"). Errors name the bad field.
-/// Returns FetchError with status 0 on a malformed body.
+/// seconds or a date string ("11/28/2026 11:45:12 PM +00:00"). The token's expiry is the
+/// earliest of expires_on, `now` + expires_in and, when the access token is a JWT, its `exp`
+/// (decoded, not verified): an upstream whose fields disagree cannot make the broker serve an
+/// expired token. Errors name the bad field. Returns FetchError with status 0 on a malformed
+/// body.
 FetchResult parse_token_response(std::string_view body, SystemTime now);
 
 /// Turns a non-200 upstream answer into a FetchError (reads `error`/`error_description` when the

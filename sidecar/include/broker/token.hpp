@@ -32,12 +32,24 @@ struct TokenKey {
   std::string flat() const;
 };
 
+/// What an upstream answer says about when its token expires, each in unix seconds (nullopt:
+/// not said). They can disagree: the token is then taken to end at the earliest.
+struct ExpiryClaims {
+  std::optional<std::int64_t> expires_on;  ///< the expires_on field
+  std::optional<std::int64_t> expires_in;  ///< the time received + the expires_in field
+  std::optional<std::int64_t> jwt_exp;     ///< the access token's own `exp`, when it is a JWT
+  /// Latest minus earliest of those given (0 when fewer than two are).
+  std::int64_t spread() const;
+};
+
 /// A token as a source delivers it.
 struct UpstreamToken {
   std::string access_token;
   std::string token_type = "Bearer";
-  std::chrono::seconds expires_in{0};  ///< lifetime left when the upstream answered
-  std::int64_t expires_on = 0;         ///< unix seconds, as the upstream said (or derived)
+  /// The effective expiry: the earliest of `said` (what clients are told, in both fields).
+  std::int64_t expires_on = 0;         ///< unix seconds
+  std::chrono::seconds expires_in{0};  ///< expires_on minus the time received (whole seconds)
+  ExpiryClaims said;
   std::optional<std::chrono::seconds> refresh_in;
   std::string resource;        ///< as echoed by the upstream (may be empty)
   std::string client_id;       ///< optional echo from IMDS
@@ -48,7 +60,9 @@ struct UpstreamToken {
 /// A token held by the cache.
 struct Token {
   UpstreamToken upstream;
-  SteadyTime expires_at;  ///< from expires_in against the monotonic clock
+  /// upstream.expires_on on the monotonic clock (taken at the instant the token arrived), so
+  /// that the time left counted here is the time left a client computes from expires_on.
+  SteadyTime expires_at;
   SteadyTime acquired_at;
   std::string fingerprint;  ///< short SHA-256 prefix: what logs show instead of the token
 };
