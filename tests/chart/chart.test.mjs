@@ -540,6 +540,66 @@ for (const bin of helms) {
       for (const ep of sm.spec.endpoints) assert.ok(service.spec.ports.some((p) => p.name === ep.port));
     });
 
+    test("the PodDisruptionBudget lets pods that are not ready be evicted", async () => {
+      // In a database outage every pod is unready: IfHealthyBudget would stall node drains.
+      const [dflt, strict] = await Promise.all([
+        helm(bin, templateArgs(null, ["--set", "podDisruptionBudget.enabled=true"])),
+        helm(bin, templateArgs(null, ["--set", "podDisruptionBudget.enabled=true",
+          "--set", "podDisruptionBudget.unhealthyPodEvictionPolicy=IfHealthyBudget"])),
+      ]);
+      assert.ok(dflt.ok && strict.ok, dflt.stderr + strict.stderr);
+      const pdb = (out) => parseDocs(out.stdout).find((d) => d.kind === "PodDisruptionBudget");
+      assert.equal(pdb(dflt).spec.unhealthyPodEvictionPolicy, "AlwaysAllow");
+      assert.equal(pdb(strict).spec.unhealthyPodEvictionPolicy, "IfHealthyBudget");
+      assert.deepEqual(await validateObject(pdb(dflt)), []);
+    });
+
+    test("the helm test pod is selected by nothing of the release, and the NetworkPolicy lets it in", async () => {
+      const appFrom = [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress" } } }];
+      const out = await helm(bin, templateArgs(null, ["--set", "networkPolicy.enabled=true",
+        "--set", "podDisruptionBudget.enabled=true", "--set-json", `networkPolicy.appFrom=${JSON.stringify(appFrom)}`]));
+      assert.ok(out.ok, out.stderr);
+      const docs = parseDocs(out.stdout);
+      const testPod = docs.find((d) => d.kind === "Pod" && d.metadata.annotations?.["helm.sh/hook"] === "test");
+      assert.ok(testPod, "the helm test pod is rendered");
+      const labels = testPod.metadata.labels;
+      const selects = (selector) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+      const deployment = docs.find((d) => d.kind === "Deployment");
+      const service = docs.find((d) => d.kind === "Service");
+      const pdb = docs.find((d) => d.kind === "PodDisruptionBudget");
+      const policy = docs.find((d) => d.kind === "NetworkPolicy");
+      assert.equal(selects(deployment.spec.selector.matchLabels), false, "the Deployment does not own it");
+      assert.equal(selects(service.spec.selector), false, "the Service does not send it traffic");
+      assert.equal(selects(pdb.spec.selector.matchLabels), false, "the PDB does not count it");
+      assert.equal(selects(policy.spec.podSelector.matchLabels), false, "the NetworkPolicy does not confine it");
+      // The app port admits the test pod besides appFrom.
+      const appRule = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 8080));
+      assert.deepEqual(appRule.from.slice(0, appFrom.length), appFrom);
+      assert.ok(appRule.from.some((peer) => peer.podSelector && !peer.namespaceSelector && selects(peer.podSelector.matchLabels)),
+        "a peer that selects the helm test pod");
+      for (const doc of docs) assert.deepEqual(await validateObject(doc), [], `${doc.kind}`);
+      // Without appFrom the app port is open to everyone, the test pod included.
+      const open = parseDocs((await helm(bin, templateArgs(null, ["--set", "networkPolicy.enabled=true"]))).stdout)
+        .find((d) => d.kind === "NetworkPolicy");
+      assert.equal(open.spec.ingress.find((r) => r.ports.some((p) => p.port === 8080)).from, undefined);
+    });
+
+    test("pods run on Linux nodes unless told otherwise", async () => {
+      const [dflt, custom] = await Promise.all([
+        helm(bin, templateArgs(null)),
+        helm(bin, templateArgs(null, ["--set-string", "nodeSelector.kubernetes\\.io/arch=arm64"])),
+      ]);
+      assert.ok(dflt.ok && custom.ok, dflt.stderr + custom.stderr);
+      for (const out of [dflt, custom]) {
+        const docs = parseDocs(out.stdout);
+        const testPod = docs.find((d) => d.kind === "Pod");
+        for (const spec of [podSpec(docs).spec, testPod.spec]) {
+          assert.equal(spec.nodeSelector?.["kubernetes.io/os"], "linux");
+        }
+      }
+      assert.equal(podSpec(parseDocs(custom.stdout)).spec.nodeSelector["kubernetes.io/arch"], "arm64");
+    });
+
     test("the CSRF secret: created by default, existing one used, or none", async () => {
       const [existing, none] = await Promise.all([
         helm(bin, templateArgs(null, ["--set", "app.csrf.existingSecret=shared-csrf"])),

@@ -35,6 +35,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: token-broker
 {{- end }}
 
+{{/* The `helm test` pod's: its own name, so that no selector of the release (Service, PDB,
+NetworkPolicy, Deployment) takes it for an app pod. */}}
+{{- define "todo.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-test" (include "todo.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "todo.testLabels" -}}
+helm.sh/chart: {{ include "todo.chart" . }}
+{{ include "todo.testSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: token-broker
+app.kubernetes.io/component: test
+{{- end }}
+
 {{- define "todo.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "todo.fullname" .) .Values.serviceAccount.name }}
@@ -145,5 +161,8 @@ app.kubernetes.io/part-of: token-broker
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (eq .Values.database.type "sqlite") }}
 {{- fail "database.type=sqlite keeps the data in each pod's own emptyDir: use replicaCount=1, or sqlserver/postgresql" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled .Values.networkPolicy.enabled (not .Values.networkPolicy.adminFrom) }}
+{{- fail "serviceMonitor.enabled with networkPolicy.enabled needs networkPolicy.adminFrom: the policy lets nobody reach the broker's admin port, so Prometheus could not scrape its /metrics; set networkPolicy.adminFrom to Prometheus's pods, e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]" }}
 {{- end }}
 {{- end }}
