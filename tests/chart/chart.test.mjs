@@ -80,7 +80,7 @@ const scenarios = {
     ],
   },
   "connection-string": {
-    mode: "imds", native: true, source: "imds", auth: "access-token",
+    mode: "imds", native: true, source: "imds", auth: "access-token", clientIdFlag: CLIENT_ID,
     connection:
       "Driver={ODBC Driver 18 for SQL Server};Server=tcp:todo-sql.privatelink.database.windows.net,1433;Database=todo;Encrypt=yes;HostNameInCertificate=*.database.windows.net;",
     kinds: ["ServiceAccount", "Service", "Deployment", "Pod"],
@@ -618,7 +618,7 @@ for (const bin of helms) {
       const dryRun = (sets) => helm(bin, ["install", "todo", chart, "--dry-run=client", "--namespace", "apps",
         ...sets.flatMap((s) => ["--set", s])]);
       const first = await dryRun(["app.csrf.create=false", "replicaCount=2", "database.type=sqlserver",
-        "database.server=s.database.windows.net"]);
+        "database.server=s.database.windows.net", `identity.clientId=${CLIENT_ID}`]);
       if (!first.ok && /cluster unreachable/.test(first.stderr) && version.startsWith("v3.18.")) {
         // Helm 3.18.0's install --dry-run=client still asks the cluster for its version.
         t.skip(`${version}: install --dry-run=client needs a cluster; NOTES.txt is checked with the other Helm`);
