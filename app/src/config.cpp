@@ -15,6 +15,18 @@ const std::vector<Flag>& flags() {
        [](AppConfig& c, const std::string& v) {
          return tb::flags::parse_host_port(v, c.listen_host, c.listen_port);
        }},
+      {"admin-listen", "HOST:PORT|off",
+       "Admin listener for /healthz, /readyz (with the reason when not ready) and /metrics, "
+       "apart from the public port, which serves neither /metrics nor the reasons (default "
+       "0.0.0.0:8082; probes and Prometheus go here, the Service and Ingress do not).",
+       [](AppConfig& c, const std::string& v) -> Problem {
+         if (v == "off") {
+           c.admin_enabled = false;
+           return std::nullopt;
+         }
+         c.admin_enabled = true;
+         return tb::flags::parse_host_port(v, c.admin_host, c.admin_port);
+       }},
       {"db-connection-string", "ODBC",
        "ODBC connection string WITHOUT credentials, e.g. 'Driver={ODBC Driver 18 for SQL "
        "Server};Server=tcp:x.database.windows.net,1433;Database=todo;Encrypt=yes;' (default "

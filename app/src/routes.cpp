@@ -485,32 +485,11 @@ Response App::route(const Request& request) {
     return json_error(request, http::status::not_found, "not_found",
                       "no such API route; see /api/todos");
   }
-  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "metrics")) {
+  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
     if (!get) return method_not_allowed(request, "GET", true);
     if (seg[0] == "healthz") return json_response(request, http::status::ok, {{"status", "ok"}});
-    if (seg[0] == "metrics") {
-      return make(request, http::status::ok, "text/plain; version=0.0.4", metrics_text());
-    }
-    if (draining_) {
-      Response response = json_response(
-          request, http::status::service_unavailable,
-          {{"status", "draining"},
-           {"error", "shutting_down"},
-           {"error_description", "todo-app is stopping; it serves requests already routed to it"}});
-      response.set(http::field::retry_after, "5");
-      return response;
-    }
-    auto ping = store_.ping();
-    if (!ping) {
-      context.note(ping.error());
-      Response response = json_response(request, http::status::service_unavailable,
-                                        {{"status", "not ready"},
-                                         {"error", error_name(ping.error().code)},
-                                         {"error_description", ping.error().message}});
-      response.set(http::field::retry_after, "5");
-      return response;
-    }
-    return json_response(request, http::status::ok, {{"status", "ready"}});
+    // Without the reason: the database's error text is for the admin port.
+    return readiness(request, false, context);
   }
   if (seg.size() == 1 && seg[0] == "favicon.ico") {
     // Browsers ask for it on every page; "nothing here" without an error in their console.
@@ -557,6 +536,62 @@ Response App::route(const Request& request) {
   }
   return html(request, http::status::not_found,
               message_page("Not found", "There is no page at this address."));
+}
+
+Response App::readiness(const Request& request, bool reasons, RouteContext& context) {
+  if (draining_) {
+    Response response = json_response(
+        request, http::status::service_unavailable,
+        {{"status", "draining"},
+         {"error", "shutting_down"},
+         {"error_description", "todo-app is stopping; it serves requests already routed to it"}});
+    response.set(http::field::retry_after, "5");
+    return response;
+  }
+  auto ping = store_.ping();
+  if (!ping) {
+    context.note(ping.error());
+    nlohmann::json body = {{"status", "not ready"}, {"error", error_name(ping.error().code)}};
+    if (reasons) body["error_description"] = ping.error().message;
+    Response response = json_response(request, http::status::service_unavailable, body);
+    response.set(http::field::retry_after, "5");
+    return response;
+  }
+  return json_response(request, http::status::ok, {{"status", "ready"}});
+}
+
+Response App::route_admin(const Request& request) {
+  const auto path = path_of(request.target());
+  const bool get = request.method() == http::verb::get || request.method() == http::verb::head;
+  if (path != "/healthz" && path != "/readyz" && path != "/metrics") {
+    return json_error(request, http::status::not_found, "not_found",
+                      "the admin port serves /healthz, /readyz and /metrics");
+  }
+  if (!get) return method_not_allowed(request, "GET", true);
+  if (path == "/healthz") return json_response(request, http::status::ok, {{"status", "ok"}});
+  if (path == "/metrics") {
+    return make(request, http::status::ok, "text/plain; version=0.0.4", metrics_text());
+  }
+  RouteContext context{*this, request, {}};
+  return readiness(request, true, context);
+}
+
+Response App::handle_admin(const Request& request) {
+  Response response;
+  try {
+    response = route_admin(request);
+  } catch (const std::exception& error) {
+    tb::log::error("admin request failed with an exception",
+                   {{"path", path_of(request.target())}, {"what", error.what()}});
+    response = json_error(request, http::status::internal_server_error, "internal_error",
+                          "the server failed to handle this request; see its log");
+  }
+  if (request.method() == http::verb::head) {
+    const auto length = response.body().size();
+    response.body().clear();
+    response.content_length(length);
+  }
+  return response;
 }
 
 Response App::handle(const Request& request) {

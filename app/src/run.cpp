@@ -89,15 +89,23 @@ int run(const AppConfig& config) {
   asio::io_context io(1);  // the server core's thread; requests run on config.threads workers
   App app(*store, *csrf);
   std::unique_ptr<Server> server;
+  std::unique_ptr<Server> admin;  // probes and Prometheus; one worker: its answers are quick
   try {
-    server =
-        std::make_unique<Server>(io, config.listen_host, config.listen_port, app, config.threads);
+    server = std::make_unique<Server>(
+        io, "--listen", config.listen_host, config.listen_port,
+        [&app](const Request& request) { return app.handle(request); }, config.threads);
+    if (config.admin_enabled) {
+      admin = std::make_unique<Server>(
+          io, "--admin-listen", config.admin_host, config.admin_port,
+          [&app](const Request& request) { return app.handle_admin(request); }, 1);
+    }
   } catch (const std::runtime_error& error) {
     tb::log::error("todo-app cannot listen", {{"error", error.what()}});
     std::cerr << "todo-app: " << error.what() << "\n";
     return 1;
   }
   server->start();
+  if (admin) admin->start();
 
   // The first database round trip says at once whether the settings work (not fatal: the
   // database or the broker may come up later, and /readyz reports it).
@@ -108,6 +116,8 @@ int run(const AppConfig& config) {
   }
   tb::log::info("todo-app listening",
                 {{"url", fmt::format("http://{}:{}/", config.listen_host, server->port())},
+                 {"admin", admin ? fmt::format("http://{}:{}/", config.admin_host, admin->port())
+                                 : std::string("off")},
                  {"db_auth", std::string(to_string(config.db_auth))},
                  {"broker_socket", config.db_auth == Auth::none ? "" : config.broker_socket},
                  {"pool_size", config.db_pool_size},
@@ -122,13 +132,20 @@ int run(const AppConfig& config) {
   auto stop_serving = [&] {
     if (std::exchange(serving_stopped, true)) return;
     tb::log::info("draining connections", {{"grace_s", config.shutdown_grace.count()}});
-    server->drain([&] { io.stop(); });
+    // Both listeners drain; the app stops when neither has a connection left.
+    auto draining = std::make_shared<int>(admin ? 2 : 1);
+    auto drained = [&io, draining] {
+      if (--*draining == 0) io.stop();
+    };
+    server->drain(drained);
+    if (admin) admin->drain(drained);
     timer.expires_after(config.shutdown_grace);
     timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
       tb::log::warn("shutdown grace over: requests still running were answered 503",
                     {{"requests", server->busy()}});
       server->close_busy();
+      if (admin) admin->close_busy();
       io.stop();
     });
   };
@@ -158,6 +175,7 @@ int run(const AppConfig& config) {
   signals.async_wait(on_signal);
 
   io.run();
+  admin.reset();
   server.reset();  // waits for the workers' requests
   tb::log::info("todo-app stopped");
   return 0;

@@ -20,9 +20,9 @@ tb::http::ServerOptions options(tb::http::ServerLimits limits) {
   return out;
 }
 
-asio::ip::tcp::acceptor listen(asio::io_context& io, const std::string& host, std::uint16_t port,
-                               std::uint16_t& bound) {
-  auto acceptor = tb::http::listen_tcp(io, "--listen", host, port);
+asio::ip::tcp::acceptor listen(asio::io_context& io, const std::string& flag,
+                               const std::string& host, std::uint16_t port, std::uint16_t& bound) {
+  auto acceptor = tb::http::listen_tcp(io, flag, host, port);
   bound = acceptor.local_endpoint().port();
   return acceptor;
 }
@@ -35,14 +35,15 @@ tb::http::ServerLimits default_limits() {
   return limits;
 }
 
-Server::Server(asio::io_context& io, const std::string& host, std::uint16_t port, App& app,
-               int workers, tb::http::ServerLimits limits)
-    : workers_(static_cast<std::size_t>(workers)),
+Server::Server(asio::io_context& io, const std::string& flag, const std::string& host,
+               std::uint16_t port, Handler handler, int workers, tb::http::ServerLimits limits)
+    : handler_(std::move(handler)),
+      workers_(static_cast<std::size_t>(workers)),
       server_(
-          listen(io, host, port, port_),
-          [this, &app](const tb::http::Request& request) -> asio::awaitable<tb::http::Response> {
+          listen(io, flag, host, port, port_),
+          [this](const tb::http::Request& request) -> asio::awaitable<tb::http::Response> {
             co_return co_await tb::http::offload(workers_.get_executor(),
-                                                 [&app, &request] { return app.handle(request); });
+                                                 [this, &request] { return handler_(request); });
           },
           options(limits)) {}
 

@@ -116,6 +116,22 @@ TEST_F(RoutesTest, ApiRefusesOtherMediaTypesMethodsAndIds) {
   EXPECT_EQ(send(http::verb::get, "/api/nothing").result(), http::status::not_found);
 }
 
+TEST_F(RoutesTest, MetricsAreOnTheAdminPortAndTheUiIsNot) {
+  EXPECT_EQ(send(http::verb::get, "/metrics").result(), http::status::not_found);
+  const auto admin = [&](http::verb method, const char* target) {
+    Request request{method, target, 11};
+    return app.handle_admin(request);
+  };
+  const auto metrics = admin(http::verb::get, "/metrics");
+  EXPECT_EQ(metrics.result(), http::status::ok);
+  EXPECT_NE(metrics.body().find("todo_http_responses_total"), std::string::npos);
+  EXPECT_EQ(admin(http::verb::get, "/healthz").result(), http::status::ok);
+  EXPECT_EQ(admin(http::verb::get, "/readyz").result(), http::status::ok);
+  EXPECT_EQ(admin(http::verb::get, "/").result(), http::status::not_found);
+  EXPECT_EQ(admin(http::verb::get, "/api/todos").result(), http::status::not_found);
+  EXPECT_EQ(admin(http::verb::post, "/readyz").result(), http::status::method_not_allowed);
+}
+
 TEST_F(RoutesTest, DrainingMakesReadyz503WhileEveryOtherRouteServes) {
   app.start_draining();
   auto ready = send(http::verb::get, "/readyz");
@@ -135,9 +151,15 @@ TEST_F(RoutesTest, DatabaseOutageIs503WithTheReason) {
   EXPECT_EQ(list[http::field::retry_after], "5");
   EXPECT_EQ(body_of(list)["error"], "database_unavailable");
 
+  // The public port says not ready and the code; the admin port also says why.
   auto ready = send(http::verb::get, "/readyz");
   EXPECT_EQ(ready.result(), http::status::service_unavailable);
-  EXPECT_NE(ready.body().find("cannot reach the database"), std::string::npos);
+  EXPECT_EQ(body_of(ready)["error"], "database_unavailable");
+  EXPECT_FALSE(body_of(ready).contains("error_description"));
+  Request admin_ready{http::verb::get, "/readyz", 11};
+  auto reasons = app.handle_admin(admin_ready);
+  EXPECT_EQ(reasons.result(), http::status::service_unavailable);
+  EXPECT_EQ(body_of(reasons)["error_description"], "cannot reach the database: timeout");
   EXPECT_EQ(send(http::verb::get, "/healthz").result(), http::status::ok);
 
   auto page = send(http::verb::get, "/");
@@ -147,7 +169,7 @@ TEST_F(RoutesTest, DatabaseOutageIs503WithTheReason) {
 
   store.failure.reset();
   EXPECT_EQ(send(http::verb::get, "/readyz").result(), http::status::ok);
-  EXPECT_NE(app.metrics_text().find("todo_store_errors_total{kind=\"database_unavailable\"} 3"),
+  EXPECT_NE(app.metrics_text().find("todo_store_errors_total{kind=\"database_unavailable\"} 4"),
             std::string::npos)
       << app.metrics_text();
 }

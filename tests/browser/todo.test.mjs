@@ -103,6 +103,7 @@ async function startApp() {
       '--db-connection-string', `Driver=SQLite3;Database=${db};`,
       '--threads', '2',
       '--drain-seconds', '0',
+      '--admin-listen', 'off',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

@@ -584,6 +584,40 @@ for (const bin of helms) {
       assert.equal(open.spec.ingress.find((r) => r.ports.some((p) => p.port === 8080)).from, undefined);
     });
 
+    test("the app's metrics and probes are on its admin port, which neither the public Service port nor the Ingress reaches", async () => {
+      const out = await helm(bin, templateArgs(null, ["--set", "serviceMonitor.enabled=true",
+        "--set", "ingress.enabled=true", "--set", "networkPolicy.enabled=true",
+        "--set-json", 'networkPolicy.adminFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]']));
+      assert.ok(out.ok, out.stderr);
+      const docs = parseDocs(out.stdout);
+      const app = container(podSpec(docs).spec, "todo-app");
+      const admin = app.ports.find((p) => p.name === "app-admin");
+      assert.equal(admin.containerPort, 8082);
+      assert.equal(env(app, "TODO_ADMIN_LISTEN"), "0.0.0.0:8082");
+      for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+        assert.equal(app[probe].httpGet.port, "app-admin", `the app's ${probe} asks the admin port`);
+      }
+      const service = docs.find((d) => d.kind === "Service");
+      const http = service.spec.ports.find((p) => p.name === "http");
+      assert.equal(http.targetPort, "http", "the public port is the app's UI port");
+      const ingress = docs.find((d) => d.kind === "Ingress");
+      for (const rule of ingress.spec.rules) {
+        for (const path of rule.http.paths) {
+          assert.equal(path.backend.service.port.name ?? "http", "http", "the Ingress routes to the public port only");
+          assert.notEqual(path.backend.service.port.number, 8082);
+        }
+      }
+      const monitor = docs.find((d) => d.kind === "ServiceMonitor");
+      assert.ok(monitor.spec.endpoints.some((e) => e.port === "app-admin"), "Prometheus scrapes the app's admin port");
+      assert.ok(!monitor.spec.endpoints.some((e) => e.port === "http"), "not the public port");
+      const policy = docs.find((d) => d.kind === "NetworkPolicy");
+      const adminRule = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 8081));
+      assert.ok(adminRule.ports.some((p) => p.port === 8082), "adminFrom reaches the app's admin port too");
+      // Without a ServiceMonitor the Service carries the public port only.
+      const plain = parseDocs((await helm(bin, templateArgs(null))).stdout).find((d) => d.kind === "Service");
+      assert.deepEqual(plain.spec.ports.map((p) => p.name), ["http"]);
+    });
+
     test("pods run on Linux nodes unless told otherwise", async () => {
       const [dflt, custom] = await Promise.all([
         helm(bin, templateArgs(null)),

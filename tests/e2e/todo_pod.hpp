@@ -9,6 +9,7 @@
 #include "leak_check.hpp"
 #include "pg_cluster.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <memory>
@@ -79,18 +80,28 @@ class TodoPod : public integration::BrokerWithEmulator {
 
   void start_app(const std::vector<std::string>& extra = {}) { start_app_with(app_args(extra)); }
 
-  void start_app_with(const std::vector<std::string>& args) {
+  /// Starts todo-app with `args`; its admin listener on a free loopback port unless `args`
+  /// say otherwise (app_admin_port_, empty when off).
+  void start_app_with(std::vector<std::string> args) {
+    if (std::find(args.begin(), args.end(), "--admin-listen") == args.end()) {
+      args.insert(args.end(), {"--admin-listen", "127.0.0.1:0"});
+    }
     app_log_index_++;
     const std::string log = dir_.file("app" + std::to_string(app_log_index_) + ".log");
     app_ = std::make_unique<Process>(TB_TODO_APP_BIN, args, Process::Options{{}, log, {}});
     app_log_ = log;
-    std::smatch match;
     static const std::regex kUrl(R"re("url":"http://127\.0\.0\.1:(\d+)/")re");
+    static const std::regex kAdmin(R"re("admin":"(?:http://127\.0\.0\.1:(\d+)/|off)")re");
     ASSERT_TRUE(wait_until(
         [&] {
           const auto text = read_file(log);
-          if (!std::regex_search(text, match, kUrl)) return false;
-          app_port_ = match[1];
+          std::smatch url;
+          std::smatch admin;
+          if (!std::regex_search(text, url, kUrl) || !std::regex_search(text, admin, kAdmin)) {
+            return false;
+          }
+          app_port_ = url[1];
+          app_admin_port_ = admin[1];
           return true;
         },
         15s))
@@ -114,6 +125,17 @@ class TodoPod : public integration::BrokerWithEmulator {
         tb::http::request_tcp("127.0.0.1", app_port_, std::move(request), {.timeout = 30s});
     if (!response) {
       ADD_FAILURE() << "request " << target << " failed: " << response.error().message();
+      return {};
+    }
+    return *response;
+  }
+  /// GET on the app's admin listener.
+  tb::http::Response admin_get(const std::string& target) {
+    tb::http::Request request{http::verb::get, target, {}, {}, "127.0.0.1"};
+    auto response =
+        tb::http::request_tcp("127.0.0.1", app_admin_port_, std::move(request), {.timeout = 30s});
+    if (!response) {
+      ADD_FAILURE() << "admin request " << target << " failed: " << response.error().message();
       return {};
     }
     return *response;
@@ -173,6 +195,7 @@ class TodoPod : public integration::BrokerWithEmulator {
   std::vector<int> db_logs_;  ///< leak-check handles of the verifier's and the server's logs
   std::unique_ptr<Process> app_;
   std::string app_port_;
+  std::string app_admin_port_;
   std::string app_log_;
   int app_log_index_ = 0;
 };

@@ -188,6 +188,36 @@ TEST_F(TodoPod, RequestStillRunningWhenTheGraceEndsGets503ShuttingDown) {
   app_.reset();
 }
 
+TEST_F(TodoPod, MetricsAndTheReasonsForNotReadyAreOnTheAdminPortOnly) {
+  start_backends();
+  start_app();
+  ASSERT_FALSE(app_admin_port_.empty());
+  ASSERT_NE(app_admin_port_, app_port_);
+  // The public port (what the Service and the Ingress reach): no /metrics.
+  EXPECT_EQ(call(http::verb::get, "/metrics").result_int(), 404);
+  EXPECT_EQ(call(http::verb::get, "/healthz").result_int(), 200);
+  EXPECT_EQ(call(http::verb::get, "/readyz").result_int(), 200);
+  const auto metrics = admin_get("/metrics");
+  EXPECT_EQ(metrics.result_int(), 200);
+  EXPECT_NE(metrics.body().find("todo_http_responses_total"), std::string::npos) << metrics.body();
+  EXPECT_EQ(admin_get("/readyz").result_int(), 200);
+  EXPECT_EQ(admin_get("/healthz").result_int(), 200);
+  EXPECT_EQ(admin_get("/").result_int(), 404) << "no UI on the admin port";
+
+  // The database goes away: the public /readyz says not ready and why in a code only; the
+  // admin port says what the database answered.
+  stop_database();
+  const auto public_ready = call(http::verb::get, "/readyz");
+  EXPECT_EQ(public_ready.result_int(), 503);
+  const auto public_body = json::parse(public_ready.body());
+  EXPECT_EQ(public_body["error"], "database_unavailable");
+  EXPECT_FALSE(public_body.contains("error_description")) << public_ready.body();
+  const auto admin_ready = admin_get("/readyz");
+  EXPECT_EQ(admin_ready.result_int(), 503);
+  EXPECT_FALSE(json::parse(admin_ready.body())["error_description"].get<std::string>().empty());
+  restart_database();
+}
+
 TEST_F(TodoPod, DataSurvivesAnAppRestart) {
   start_backends();
   start_app();

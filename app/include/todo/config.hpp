@@ -17,6 +17,10 @@ namespace todo {
 struct AppConfig {
   std::string listen_host = "0.0.0.0";
   std::uint16_t listen_port = 8080;
+  /// /healthz, /readyz (with the reason) and /metrics, apart from the public port.
+  bool admin_enabled = true;
+  std::string admin_host = "0.0.0.0";
+  std::uint16_t admin_port = 8082;
   /// ODBC connection string without credentials.
   std::string db_connection_string = "Driver=SQLite3;Database=todo.db;";
   Auth db_auth = Auth::none;

@@ -21,12 +21,17 @@ using Response = boost::beast::http::response<boost::beast::http::string_body>;
 constexpr std::size_t kMaxRequestBody = std::size_t{64} * 1024;
 constexpr std::string_view kCsrfCookie = "todo_csrf";
 
+struct RouteContext;
+
 class App {
  public:
   App(TodoStore& store, const Csrf& csrf) : store_(store), csrf_(csrf) {}
 
-  /// Never throws: an unexpected exception becomes a 500.
+  /// The public port (UI, API, /healthz, and /readyz without the reason). Never throws: an
+  /// unexpected exception becomes a 500.
   Response handle(const Request& request);
+  /// The admin port: /healthz, /readyz with the reason (the database's error), /metrics.
+  Response handle_admin(const Request& request);
 
   /// Prometheus text: requests by status class, store errors by kind.
   std::string metrics_text() const;
@@ -37,6 +42,9 @@ class App {
 
  private:
   Response route(const Request& request);
+  Response route_admin(const Request& request);
+  /// /readyz; `reasons`: say why when not ready (the admin port only).
+  Response readiness(const Request& request, bool reasons, RouteContext& context);
   void count(const Response& response);
 
   TodoStore& store_;

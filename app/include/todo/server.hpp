@@ -22,10 +22,15 @@ tb::http::ServerLimits default_limits();
 
 class Server {
  public:
-  /// Binds HOST:PORT (port 0 picks a free one); `workers` threads run App::handle. Throws
-  /// tb::http::ListenError naming the address when it cannot listen (start-up only).
-  Server(boost::asio::io_context& io, const std::string& host, std::uint16_t port, App& app,
-         int workers, tb::http::ServerLimits limits = default_limits());
+  /// What answers a request; it may block (it runs on a worker).
+  using Handler = std::function<Response(const Request&)>;
+
+  /// Binds HOST:PORT (port 0 picks a free one); `workers` threads run `handler`. `flag` names
+  /// the option in errors. Throws tb::http::ListenError naming the address when it cannot
+  /// listen (start-up only).
+  Server(boost::asio::io_context& io, const std::string& flag, const std::string& host,
+         std::uint16_t port, Handler handler, int workers,
+         tb::http::ServerLimits limits = default_limits());
   /// Waits for the requests the workers are running.
   ~Server();
   Server(const Server&) = delete;
@@ -42,6 +47,7 @@ class Server {
   std::size_t busy() const { return server_.busy(); }
 
  private:
+  Handler handler_;
   boost::asio::thread_pool workers_;
   std::uint16_t port_ = 0;
   tb::http::HttpServer<boost::asio::ip::tcp> server_;

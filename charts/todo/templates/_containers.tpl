@@ -24,6 +24,8 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     {{- end }}
     - name: TOKEN_BROKER_SOCKET
       value: {{ include "todo.broker.socket" . | quote }}
+    - name: TODO_ADMIN_LISTEN
+      value: {{ printf "0.0.0.0:%v" .Values.app.adminPort | quote }}
     - name: TODO_THREADS
       value: {{ .Values.app.threads | quote }}
     - name: TODO_DRAIN_SECONDS
@@ -51,23 +53,26 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - name: http
       containerPort: {{ .Values.app.port }}
       protocol: TCP
+    - name: app-admin
+      containerPort: {{ .Values.app.adminPort }}
+      protocol: TCP
   startupProbe:
     httpGet:
       path: /healthz
-      port: http
+      port: app-admin
     periodSeconds: 1
     failureThreshold: 30
   livenessProbe:
     httpGet:
       path: /healthz
-      port: http
+      port: app-admin
     periodSeconds: {{ .Values.app.livenessProbe.periodSeconds }}
     timeoutSeconds: {{ .Values.app.livenessProbe.timeoutSeconds }}
     failureThreshold: {{ .Values.app.livenessProbe.failureThreshold }}
   readinessProbe:
     httpGet:
       path: /readyz
-      port: http
+      port: app-admin
     periodSeconds: {{ .Values.app.readinessProbe.periodSeconds }}
     timeoutSeconds: {{ .Values.app.readinessProbe.timeoutSeconds }}
     failureThreshold: {{ .Values.app.readinessProbe.failureThreshold }}
