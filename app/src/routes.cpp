@@ -551,8 +551,14 @@ Response App::readiness(const Request& request, bool reasons, RouteContext& cont
   auto ping = store_.ping();
   if (!ping) {
     context.note(ping.error());
-    nlohmann::json body = {{"status", "not ready"}, {"error", error_name(ping.error().code)}};
-    if (reasons) body["error_description"] = ping.error().message;
+    // What the database said stays on the admin port: it names servers, users and drivers.
+    nlohmann::json body = {
+        {"status", "not ready"},
+        {"error", error_name(ping.error().code)},
+        {"error_description",
+         reasons ? ping.error().message
+                 : std::string("the app cannot use its database; the admin port's /readyz and the "
+                               "app's log say why")}};
     Response response = json_response(request, http::status::service_unavailable, body);
     response.set(http::field::retry_after, "5");
     return response;

@@ -21,7 +21,8 @@ void BrokerWithEmulator::start_emulator(const std::vector<std::string>& extra) {
   while (!emulator_port_.empty() && (emulator_port_.back() == '\n')) emulator_port_.pop_back();
 }
 
-void BrokerWithEmulator::start_broker(const std::vector<std::string>& extra) {
+void BrokerWithEmulator::start_broker(const std::vector<std::string>& extra,
+                                      const std::vector<std::pair<std::string, std::string>>& env) {
   std::vector<std::string> args = {"--imds-endpoint", "http://127.0.0.1:" + emulator_port_,
                                    "--socket",        socket_path(),
                                    "--admin-listen",  "off",
@@ -31,7 +32,7 @@ void BrokerWithEmulator::start_broker(const std::vector<std::string>& extra) {
   // With --imds-listen the broker generates its App Service secret here (unless told otherwise).
   test_support::leaks::note_secret_file("the identity header", dir_.file("identity-header"));
   broker_ = std::make_unique<Process>(TB_BROKER_BIN, args,
-                                      Process::Options{{}, dir_.file("broker.log"), {}});
+                                      Process::Options{env, dir_.file("broker.log"), {}});
   wait_for_broker();
 }
 

@@ -38,8 +38,10 @@ class BrokerWithEmulator : public ::testing::Test {
   void TearDown() override;
 
   void start_emulator(const std::vector<std::string>& extra = {});
-  /// Starts the broker against the emulator and waits until its socket accepts connections.
-  void start_broker(const std::vector<std::string>& extra = {});
+  /// Starts the broker against the emulator and waits until its socket accepts connections;
+  /// `env` is added to its environment.
+  void start_broker(const std::vector<std::string>& extra = {},
+                    const std::vector<std::pair<std::string, std::string>>& env = {});
   /// Waits until broker_ answers /healthz on its socket (fails the test after 10 s).
   void wait_for_broker();
 

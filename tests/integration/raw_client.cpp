@@ -87,6 +87,35 @@ std::pair<std::string, Raw::End> Raw::read_to_end(std::chrono::milliseconds wait
   return {bytes, end};
 }
 
+std::optional<Answer> Raw::next_response(std::chrono::milliseconds wait) {
+  const auto deadline = Clock::now() + wait;
+  while (true) {
+    if (!pending_.empty()) {
+      http::response_parser<http::string_body> parser;
+      parser.eager(true);
+      boost::beast::error_code ec;
+      const auto used = parser.put(boost::asio::buffer(pending_.data(), pending_.size()), ec);
+      if (!ec && parser.is_done()) {
+        pending_.erase(0, used);
+        return parser.release();
+      }
+    }
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left <= 0ms) return std::nullopt;
+    pollfd ready{fd_, POLLIN, 0};
+    if (::poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
+    char chunk[65536];
+    const auto n = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (n == 0) return std::nullopt;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return std::nullopt;
+    }
+    pending_.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
 std::vector<Answer> Raw::read_responses(std::size_t count, std::chrono::milliseconds wait) {
   const auto deadline = Clock::now() + wait;
   while (Clock::now() < deadline) {

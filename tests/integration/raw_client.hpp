@@ -6,6 +6,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,6 +44,10 @@ class Raw {
   /// Everything until the server closes the connection (or `wait` passes: End::open).
   std::pair<std::string, End> read_to_end(
       std::chrono::milliseconds wait = std::chrono::seconds(10));
+
+  /// The next response, as soon as it is complete (for load: no polling interval); nullopt when
+  /// the connection ends or `wait` passes first.
+  std::optional<Answer> next_response(std::chrono::milliseconds wait = std::chrono::seconds(10));
 
   /// Reads until `count` complete responses have arrived, the connection ends, or `wait` passes.
   std::vector<Answer> read_responses(std::size_t count,
