@@ -582,13 +582,14 @@ Response App::route_admin(const Request& request) {
   return readiness(request, true, context);
 }
 
-Response App::handle_admin(const Request& request) {
+Response App::respond(const Request& request, bool admin) {
   Response response;
   try {
-    response = route_admin(request);
+    response = admin ? route_admin(request) : route(request);
   } catch (const std::exception& error) {
-    tb::log::error("admin request failed with an exception",
-                   {{"path", path_of(request.target())}, {"what", error.what()}});
+    tb::log::error(
+        "request failed with an exception",
+        {{"path", path_of(request.target())}, {"admin_port", admin}, {"what", error.what()}});
     response = json_error(request, http::status::internal_server_error, "internal_error",
                           "the server failed to handle this request; see its log");
   }
@@ -597,27 +598,13 @@ Response App::handle_admin(const Request& request) {
     response.body().clear();
     response.content_length(length);
   }
+  if (!admin) count(response);  // probes and scrapes are not the app's traffic
   return response;
 }
 
-Response App::handle(const Request& request) {
-  Response response;
-  try {
-    response = route(request);
-  } catch (const std::exception& error) {
-    tb::log::error("request failed with an exception",
-                   {{"path", path_of(request.target())}, {"what", error.what()}});
-    response = json_error(request, http::status::internal_server_error, "internal_error",
-                          "the server failed to handle this request; see its log");
-  }
-  if (request.method() == http::verb::head) {
-    const auto length = response.body().size();
-    response.body().clear();
-    response.content_length(length);
-  }
-  count(response);
-  return response;
-}
+Response App::handle(const Request& request) { return respond(request, false); }
+
+Response App::handle_admin(const Request& request) { return respond(request, true); }
 
 void App::count(const Response& response) {
   const auto index = static_cast<std::size_t>(response.result_int() / 100);

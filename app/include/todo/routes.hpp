@@ -41,6 +41,8 @@ class App {
   void start_draining() { draining_ = true; }
 
  private:
+  /// route() or route_admin(), an exception made a 500, HEAD without its body.
+  Response respond(const Request& request, bool admin);
   Response route(const Request& request);
   Response route_admin(const Request& request);
   /// /readyz; `reasons`: say why when not ready (the admin port only).
