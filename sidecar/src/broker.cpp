@@ -55,7 +55,7 @@ struct Broker::Impl {
         source(make_source()),
         cache(io.get_executor(), *source, clock, random_jitter(),
               CacheOptions{config.retry, config.upstream_timeout, config.error_ttl,
-                           config.upstream_concurrency, 256},
+                           config.upstream_concurrency, 256, config.prefetch_jitter},
               metrics),
         api{config.default_identity, config.min_validity, config.request_timeout},
         limits{config.max_header_bytes, config.header_timeout, config.idle_timeout,

@@ -29,6 +29,11 @@ std::chrono::seconds ceil_seconds(std::chrono::steady_clock::duration d) {
   return std::max(1s, std::chrono::ceil<std::chrono::seconds>(d));
 }
 
+/// "https://database.windows.net/ (client_id=…)": the key as errors name it.
+std::string key_text(const TokenKey& key) {
+  return key.resource + " (" + to_string(key.identity) + ")";
+}
+
 std::string describe(const FetchError& error) {
   std::string out;
   if (error.status != 0) out = "HTTP " + std::to_string(error.status) + " ";
@@ -70,7 +75,8 @@ std::string_view to_string(TokenError::Kind kind) {
 struct TokenCache::Entry {
   Entry(const asio::any_io_executor& executor, TokenKey k) : key(std::move(k)), wake(executor) {}
 
-  enum class State { idle, fetching, waiting_refresh, backing_off };
+  /// delayed_start: a prefetch waiting out its start-up jitter (no call made yet).
+  enum class State { idle, delayed_start, fetching, waiting_refresh, backing_off };
 
   TokenKey key;
   TokenPtr token;
@@ -119,16 +125,23 @@ TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity
 void TokenCache::prefetch(const TokenKey& key) {
   if (Entry* entry = find_or_create(key)) {
     entry->prefetch = true;
-    if (entry->state == Entry::State::idle) start(*entry);
+    if (entry->state != Entry::State::idle) return;
+    // One draw for all of this broker's prefetches: it is ready when the last one is held, so
+    // a draw each would make it wait for the largest of them (2/3 of the spread for two).
+    if (!prefetch_share_) prefetch_share_ = std::clamp(jitter_(), 0.0, 1.0);
+    start(*entry, std::chrono::milliseconds(static_cast<std::int64_t>(
+                      static_cast<double>(options_.prefetch_jitter.count()) * *prefetch_share_)));
   }
 }
 
-void TokenCache::start(Entry& entry) {
-  entry.state = Entry::State::fetching;
+void TokenCache::start(Entry& entry, std::chrono::milliseconds delay) {
+  entry.state = delay.count() > 0 ? Entry::State::delayed_start : Entry::State::fetching;
   // Post, don't dispatch: co_spawn would run the loop inline up to its first suspension, and a
   // source that answers without suspending would then notify before the caller (get) has
   // registered as a waiter, leaving it asleep until its deadline.
-  asio::post(executor_, [this, &entry] { asio::co_spawn(executor_, run(entry), asio::detached); });
+  asio::post(executor_, [this, &entry, delay] {
+    asio::co_spawn(executor_, run(entry, delay), asio::detached);
+  });
 }
 
 asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds min_validity,
@@ -161,6 +174,8 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
     SteadyTime sleep_until = deadline;
     if (entry->state == Entry::State::idle) {
       start(*entry);
+    } else if (entry->state == Entry::State::delayed_start) {
+      entry->wake.cancel();  // a caller needs it now: no more waiting for the prefetch's turn
     } else if (entry->state == Entry::State::waiting_refresh) {
       // The held token is too short for this caller.
       if (entry->token->expires_at - entry->token->acquired_at < min_validity) {
@@ -194,7 +209,13 @@ bool TokenCache::wanted(const Entry& entry) const {
   return !stopped_ && (entry.prefetch || entry.token || !entry.waiters.empty());
 }
 
-asio::awaitable<void> TokenCache::run(Entry& entry) {
+asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds first_delay) {
+  if (first_delay.count() > 0) {
+    entry.next_attempt_at = clock_.steady_now() + first_delay;
+    entry.wake.expires_after(first_delay);
+    co_await entry.wake.async_wait(use_nothrow);  // cancelled when a caller needs the key
+    entry.next_attempt_at = {};
+  }
   while (!stopped_) {
     entry.state = Entry::State::fetching;
     co_await acquire_slot();
@@ -356,9 +377,8 @@ TokenError TokenCache::fail_fast_error(const Entry& entry, const FetchError& err
   // The upstream refused the request itself: pass that on so the caller does not retry blindly.
   return TokenError{TokenError::Kind::upstream_rejected,
                     "upstream (" + std::string(source_.name()) +
-                        ") refused the token request for " + entry.key.resource + " (" +
-                        to_string(entry.key.identity) + "): " + describe(error) +
-                        "; check the resource and identity",
+                        ") refused the token request for " + key_text(entry.key) + ": " +
+                        describe(error) + "; check the resource and identity",
                     ceil_seconds(entry.fail_fast_until - now), error.status};
 }
 
@@ -366,13 +386,13 @@ TokenError TokenCache::too_short_error(const Entry& entry,
                                        std::chrono::seconds min_validity) const {
   const auto lifetime = std::chrono::duration_cast<std::chrono::seconds>(entry.token->expires_at -
                                                                          entry.token->acquired_at);
-  return TokenError{
-      TokenError::Kind::unavailable,
-      "no valid token for " + entry.key.resource + " (" + to_string(entry.key.identity) +
-          "): the upstream (" + std::string(source_.name()) + ") issues tokens valid for " +
-          std::to_string(lifetime.count()) + " s, less than the " +
-          std::to_string(min_validity.count()) + " s asked; ask for a shorter min_validity",
-      ceil_seconds(entry.refresh_at - clock_.steady_now())};
+  return TokenError{TokenError::Kind::unavailable,
+                    "no valid token for " + key_text(entry.key) + ": the upstream (" +
+                        std::string(source_.name()) + ") issues tokens valid for " +
+                        std::to_string(lifetime.count()) + " s, less than the " +
+                        std::to_string(min_validity.count()) +
+                        " s asked; ask for a shorter min_validity",
+                    ceil_seconds(entry.refresh_at - clock_.steady_now())};
 }
 
 TokenError TokenCache::backing_off_error(const Entry& entry, SteadyTime now) const {
@@ -382,15 +402,16 @@ TokenError TokenCache::backing_off_error(const Entry& entry, SteadyTime now) con
     why += " (after " + std::to_string(entry.failures) +
            " failed attempt(s); last error: " + describe(*entry.last_error) + ")";
   }
-  std::string held;
-  if (entry.token) {
-    held = "; the held token has " + std::to_string(time_left(*entry.token, now).count()) +
-           " s left, less than the caller needs";
-  }
-  return TokenError{TokenError::Kind::unavailable,
-                    "no valid token for " + entry.key.resource + " (" +
-                        to_string(entry.key.identity) + "): " + why + held,
-                    ceil_seconds(entry.next_attempt_at - now)};
+  return TokenError{
+      TokenError::Kind::unavailable,
+      "no valid token for " + key_text(entry.key) + ": " + why + held_note(entry, now),
+      ceil_seconds(entry.next_attempt_at - now)};
+}
+
+std::string TokenCache::held_note(const Entry& entry, SteadyTime now) {
+  if (!entry.token) return {};
+  return "; the held token has " + std::to_string(time_left(*entry.token, now).count()) +
+         " s left, less than the caller needs";
 }
 
 TokenError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
@@ -411,15 +432,10 @@ TokenError TokenCache::timeout_error(const Entry& entry, SteadyTime now) const {
     why = "the upstream call is still in progress";
   }
   auto retry_after = entry.next_attempt_at > now ? ceil_seconds(entry.next_attempt_at - now) : 1s;
-  std::string held;
-  if (entry.token) {
-    held = "; the held token has " + std::to_string(time_left(*entry.token, now).count()) +
-           " s left, less than the caller needs";
-  }
-  return TokenError{TokenError::Kind::unavailable,
-                    "no valid token for " + entry.key.resource + " (" +
-                        to_string(entry.key.identity) + ") in time: " + why + held,
-                    retry_after};
+  return TokenError{
+      TokenError::Kind::unavailable,
+      "no valid token for " + key_text(entry.key) + " in time: " + why + held_note(entry, now),
+      retry_after};
 }
 
 std::vector<TokenCache::Status> TokenCache::status() const {

@@ -163,6 +163,12 @@ const std::vector<Flag>& flags() {
          }
          return std::nullopt;
        }},
+      {"prefetch-jitter", "SECONDS",
+       "Spread each --prefetch resource's first upstream call over a random delay below this, so "
+       "that brokers starting together on a node do not all call its IMDS at once (default 0; a "
+       "request that needs the token starts the call at once).",
+       int_range(0, 300,
+                 [](Config& c, std::int64_t v) { c.prefetch_jitter = std::chrono::seconds(v); })},
       {"client-id", "ID", "Default identity (user-assigned client ID) for requests that name none.",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
          c.default_identity = v.empty() ? Identity{} : Identity{Identity::Kind::client_id, v};

@@ -50,9 +50,10 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
 
 std::chrono::milliseconds next_attempt_delay(int attempt, const RetryPolicy& policy, double jitter,
                                              const FetchError& error) {
-  auto delay = backoff_delay(attempt, policy, jitter);
-  if (error.retry_after) delay = std::max(delay, *error.retry_after);
-  return delay;
+  const auto backoff = backoff_delay(attempt, policy, jitter);
+  // After Retry-After, not at it: every broker on a node that IMDS throttled was told the same
+  // instant, and would otherwise all come back in it.
+  return error.retry_after ? *error.retry_after + backoff : backoff;
 }
 
 }  // namespace broker

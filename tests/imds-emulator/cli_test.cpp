@@ -21,14 +21,32 @@ TEST(CommandLine, DefaultsMatchTheDocumentation) {
   ASSERT_EQ(cli.options->config.identities.size(), 1U);
   EXPECT_EQ(cli.options->config.identities[0].client_id, default_identity().client_id);
   EXPECT_EQ(cli.options->log_format, tb::log::Format::json);
+  EXPECT_EQ(cli.options->config.rate_limit, 0.0);  // no throttle
+  EXPECT_EQ(cli.options->config.max_concurrent, 0U);
 }
 
 TEST(CommandLine, ParsesEveryFlagInBothForms) {
-  const CommandLine cli =
-      parse({"--listen=[::1]:0", "--port-file", "/tmp/p", "--identity", "client_id=a,object_id=b",
-             "--identity=client_id=c,mi_res_id=/x", "--lifetime", "5", "--tenant", "t", "--issuer",
-             "https://issuer/", "--public-key-out", "/tmp/k.pem", "--log-format", "text",
-             "--log-level", "debug"});
+  const CommandLine cli = parse({"--listen=[::1]:0",
+                                 "--port-file",
+                                 "/tmp/p",
+                                 "--identity",
+                                 "client_id=a,object_id=b",
+                                 "--identity=client_id=c,mi_res_id=/x",
+                                 "--lifetime",
+                                 "5",
+                                 "--tenant",
+                                 "t",
+                                 "--issuer",
+                                 "https://issuer/",
+                                 "--public-key-out",
+                                 "/tmp/k.pem",
+                                 "--log-format",
+                                 "text",
+                                 "--log-level",
+                                 "debug",
+                                 "--rate-limit",
+                                 "20",
+                                 "--max-concurrent=5"});
   ASSERT_TRUE(cli.options) << cli.error;
   const Options& o = *cli.options;
   EXPECT_EQ(o.host, "::1");
@@ -44,6 +62,8 @@ TEST(CommandLine, ParsesEveryFlagInBothForms) {
   EXPECT_EQ(o.public_key_out, "/tmp/k.pem");
   EXPECT_EQ(o.log_format, tb::log::Format::text);
   EXPECT_EQ(o.log_level, spdlog::level::debug);
+  EXPECT_EQ(o.config.rate_limit, 20.0);
+  EXPECT_EQ(o.config.max_concurrent, 5U);
   EXPECT_TRUE(parse({"--help"}).help);
 }
 
@@ -64,6 +84,13 @@ TEST(CommandLine, RejectsBadFlagsWithTheFlagName) {
             "--identity: client_id a is given twice");
   EXPECT_EQ(parse({"--log-format", "xml"}).error, "--log-format: must be json or text");
   EXPECT_EQ(parse({"--tenant"}).error, "--tenant: needs a value");
+  for (const char* flag : {"--rate-limit", "--max-concurrent"}) {
+    for (const char* bad : {"0", "-1", "1.5", "x"}) {
+      const auto cli = parse({flag, bad});
+      EXPECT_FALSE(cli.options) << flag << " " << bad;
+      EXPECT_TRUE(cli.error.starts_with(flag)) << cli.error;
+    }
+  }
   EXPECT_EQ(parse({"--bogus", "1"}).error, "--bogus: unknown flag (see --help)");
 }
 

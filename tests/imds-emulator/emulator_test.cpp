@@ -287,7 +287,8 @@ TEST(Stats, CountRequestsResponsesResourcesAndInFlight) {
                   {"responses", {{"200", 2}, {"400", 1}, {"500", 1}}},
                   {"by_resource", {{"https://database.windows.net/", 3}, {"other", 1}}},
                   {"in_flight", 1},
-                  {"max_in_flight", 2}}));
+                  {"max_in_flight", 2},
+                  {"throttled", 0}}));
   EXPECT_EQ(post(emulator, "/_emulator/reset", "").status, 200U);
   EXPECT_EQ(json::parse(get(emulator, "/_emulator/stats").body),
             (json{{"token_requests", 0},
@@ -295,8 +296,85 @@ TEST(Stats, CountRequestsResponsesResourcesAndInFlight) {
                   {"responses", json::object()},
                   {"by_resource", json::object()},
                   {"in_flight", 1},
-                  {"max_in_flight", 1}}));
+                  {"max_in_flight", 1},
+                  {"throttled", 0}}));
   EXPECT_EQ(get(emulator, kToken).status, 200U);  // the script is gone too
+}
+
+Emulator make_throttled(double rate, unsigned concurrent) {
+  Config config;
+  config.rate_limit = rate;
+  config.max_concurrent = concurrent;
+  return Emulator(config, testing::shared_signer());
+}
+
+// The status of a token request dispatched at `at` (completed at once).
+unsigned status_at(Emulator& emulator, SteadyTime at, std::string* retry_after = nullptr) {
+  auto routed = emulator.dispatch(make_request(http::verb::get, kToken), at);
+  if (std::holds_alternative<TokenJob>(routed)) return 200;
+  const auto& reply = std::get<Reply>(routed);
+  if (retry_after != nullptr) *retry_after = reply.retry_after.value_or("");
+  return reply.status;
+}
+
+TEST(Throttle, BeyondTheRateIs429WithRetryAfterUntilTheBucketRefills) {
+  Emulator emulator = make_throttled(20, 0);
+  const SteadyTime t0{std::chrono::seconds(100)};
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(status_at(emulator, t0), 200U) << i;  // the burst
+  std::string retry_after;
+  EXPECT_EQ(status_at(emulator, t0, &retry_after), 429U);
+  EXPECT_EQ(retry_after, "1");
+  // 20 per second: one more every 50 ms.
+  EXPECT_EQ(status_at(emulator, t0 + std::chrono::milliseconds(40)), 429U);
+  EXPECT_EQ(status_at(emulator, t0 + std::chrono::milliseconds(60)), 200U);
+  EXPECT_EQ(status_at(emulator, t0 + std::chrono::milliseconds(70)), 429U);
+  // Refused requests take nothing from the bucket: a second later it is full again.
+  int admitted = 0;
+  for (int i = 0; i < 30; ++i) admitted += status_at(emulator, t0 + std::chrono::seconds(2)) == 200;
+  EXPECT_EQ(admitted, 20);
+  const auto stats = emulator.stats();
+  EXPECT_EQ(stats["throttled"], 3 + 10);
+  EXPECT_EQ(stats["responses"]["429"], 3 + 10);
+  EXPECT_EQ(stats["token_requests"], 20 + 3 + 1 + 30);
+  EXPECT_EQ(emulator.calls()["calls"].size(), 0U) << "only dispatched jobs are recorded";
+}
+
+TEST(Throttle, ASlowRateSaysHowManySecondsToWait) {
+  Emulator emulator = make_throttled(1, 0);
+  const SteadyTime t0{std::chrono::seconds(100)};
+  EXPECT_EQ(status_at(emulator, t0), 200U);
+  std::string retry_after;
+  EXPECT_EQ(status_at(emulator, t0 + std::chrono::milliseconds(100), &retry_after), 429U);
+  EXPECT_EQ(retry_after, "1");  // 0.9 s, rounded up
+  EXPECT_EQ(status_at(emulator, t0 + std::chrono::milliseconds(1000)), 200U);
+}
+
+TEST(Throttle, BeyondTheConcurrencyIs429UntilOneFinishes) {
+  Emulator emulator = make_throttled(0, 2);
+  const SteadyTime t0{std::chrono::seconds(100)};
+  emulator.begin_in_flight();
+  EXPECT_EQ(status_at(emulator, t0), 200U);
+  emulator.begin_in_flight();
+  std::string retry_after;
+  EXPECT_EQ(status_at(emulator, t0, &retry_after), 429U);
+  EXPECT_EQ(retry_after, "1");
+  emulator.end_in_flight();
+  EXPECT_EQ(status_at(emulator, t0), 200U);
+  EXPECT_EQ(emulator.stats()["throttled"], 1);
+}
+
+TEST(Throttle, OffByDefaultAndNotForOtherRoutes) {
+  Emulator emulator = make_emulator();
+  const SteadyTime t0{std::chrono::seconds(100)};
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(status_at(emulator, t0), 200U);
+  Emulator limited = make_throttled(1, 1);
+  EXPECT_EQ(status_at(limited, t0), 200U);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(
+        std::get<Reply>(limited.dispatch(make_request(http::verb::get, "/_emulator/stats"), t0))
+            .status,
+        200U);
+  }
 }
 
 TEST(Calls, ListArrivalTimeAndDrawnStepOfEachRecordedJobUntilReset) {

@@ -89,7 +89,8 @@ TEST_F(ServerTest, ServesTokensFaultsAndStatsOverHttp) {
                                               {"responses", {{"200", 2}, {"404", 2}}},
                                               {"by_resource", {{"https://vault.azure.net", 4}}},
                                               {"in_flight", 0},
-                                              {"max_in_flight", 1}}));
+                                              {"max_in_flight", 1},
+                                              {"throttled", 0}}));
 }
 
 TEST_F(ServerTest, DropClosesTheConnectionWithoutAResponse) {

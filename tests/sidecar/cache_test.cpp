@@ -639,6 +639,39 @@ TEST_F(TokenCacheTest, PrefetchStartsAFetchAndStatusReportsPrefetchedThenHeld) {
   EXPECT_DOUBLE_EQ(expiries[0].seconds_left, 3600.0);
 }
 
+TEST_F(TokenCacheTest, PrefetchJitterDelaysTheFirstCallByItsShareOfTheSpread) {
+  auto options = fast_options();
+  options.prefetch_jitter = 400ms;  // the test's jitter is 0.5: the call comes after 200 ms
+  make_cache(options);
+  source_.always(upstream_token("t1", 3600s, clock_));
+  const auto started = std::chrono::steady_clock::now();
+  cache_->prefetch(kSql);
+  run_for(io_, 50ms);
+  EXPECT_EQ(source_.calls(), 0) << "called before its turn";
+  EXPECT_FALSE(status_of(kSql)->held);
+  ASSERT_TRUE(run_until(io_, [&] { return status_of(kSql)->held; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+  EXPECT_EQ(source_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, ACallerDoesNotWaitForAPrefetchsJitter) {
+  auto options = fast_options();
+  options.prefetch_jitter = 600s;  // 300 s: far beyond the test
+  make_cache(options);
+  source_.always(upstream_token("t1", 3600s, clock_));
+  cache_->prefetch(kSql);
+  run_for(io_, 10ms);
+  EXPECT_EQ(source_.calls(), 0);
+  auto first = start_get(kSql);
+  auto second = start_get(kSql);
+  ASSERT_TRUE(run_until(io_, [&] { return first->done() && second->done(); }));
+  EXPECT_EQ(expect_token(*first)->upstream.access_token, "t1");
+  expect_token(*second);
+  run_for(io_, 20ms);
+  EXPECT_EQ(source_.calls(), 1) << "the callers and the prefetch share one call";
+  EXPECT_TRUE(status_of(kSql)->prefetched);
+}
+
 TEST_F(TokenCacheTest, StatusOfAKeyOnlyAskedForIsNotPrefetchedAndShowsTheLastError) {
   source_.always(upstream_failure(403, "identity not assigned"));
   expect_error(*get(kSql));

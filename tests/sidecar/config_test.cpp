@@ -82,6 +82,8 @@ TEST(ParseConfig, EveryFlagAcceptsAValidValue) {
                                 "127.0.0.1:9090",
                                 "--prefetch",
                                 "https://a/,https://b/",
+                                "--prefetch-jitter",
+                                "8",
                                 "--client-id",
                                 "cid",
                                 "--min-validity",
@@ -119,6 +121,7 @@ TEST(ParseConfig, EveryFlagAcceptsAValidValue) {
   EXPECT_EQ(config.admin_host, "127.0.0.1");
   EXPECT_EQ(config.admin_port, 9090);
   EXPECT_EQ(config.prefetch, (std::vector<std::string>{"https://a/", "https://b/"}));
+  EXPECT_EQ(config.prefetch_jitter, 8s);
   EXPECT_EQ(config.default_identity, (Identity{Identity::Kind::client_id, "cid"}));
   EXPECT_EQ(config.min_validity, 120s);
   EXPECT_EQ(config.request_timeout, 3s);

@@ -170,10 +170,15 @@ TEST(NextAttemptDelay, IsNeverEarlierThanRetryAfter) {
   }
 }
 
-TEST(NextAttemptDelay, KeepsALongerBackoffOverAShortRetryAfter) {
+TEST(NextAttemptDelay, AddsTheBackoffAfterRetryAfterSoThrottledCallersDoNotComeBackTogether) {
+  // Many brokers throttled by one IMDS get the same Retry-After: the jittered backoff on top
+  // spreads their next calls over the backoff's window instead of one instant.
   const RetryPolicy policy{1000ms, 30'000ms};
-  const FetchError error{503, "busy", "", 1000ms};
-  EXPECT_EQ(next_attempt_delay(6, policy, 0.5, error), 15'000ms);
+  const FetchError error{429, "throttled", "", 1000ms};
+  EXPECT_EQ(next_attempt_delay(6, policy, 0.5, error), 1000ms + 15'000ms);
+  EXPECT_EQ(next_attempt_delay(1, policy, 0.0, error), 1000ms);
+  EXPECT_EQ(next_attempt_delay(1, policy, 0.5, error), 1500ms);
+  EXPECT_EQ(next_attempt_delay(2, policy, 0.5, error), 2000ms);
 }
 
 }  // namespace

@@ -132,6 +132,7 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - --admin-listen=0.0.0.0:{{ .Values.broker.admin.port }}
     {{- with $prefetch }}
     - --prefetch={{ . }}
+    - --prefetch-jitter={{ $.Values.broker.prefetchJitter }}
     {{- end }}
     - --min-validity={{ .Values.broker.minValidity }}
     - --shutdown-grace={{ .Values.broker.shutdownGrace }}

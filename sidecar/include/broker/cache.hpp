@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <optional>
 #include <deque>
 #include <memory>
 #include <unordered_map>
@@ -28,6 +29,10 @@ struct CacheOptions {
   std::chrono::seconds error_ttl{5};  ///< how long a fail-fast upstream error is remembered
   int upstream_concurrency = 4;
   std::size_t max_entries = 256;
+  /// The prefetched keys' first upstream calls wait a random time in [0, prefetch_jitter) (one
+  /// draw for them all), so that many brokers starting at once on one node (a reboot) do not
+  /// call its IMDS at once. A caller who needs the key sooner starts the call at once.
+  std::chrono::milliseconds prefetch_jitter{0};
 };
 
 /// Why the cache has no token to give: a domain error. The API layer alone turns it into an HTTP
@@ -91,8 +96,9 @@ class TokenCache {
   struct Entry;
 
   Entry* find_or_create(const TokenKey& key);
-  void start(Entry& entry);
-  boost::asio::awaitable<void> run(Entry& entry);
+  /// Starts the entry's loop; its first upstream call after `delay`, or when a caller needs it.
+  void start(Entry& entry, std::chrono::milliseconds delay = {});
+  boost::asio::awaitable<void> run(Entry& entry, std::chrono::milliseconds first_delay);
   boost::asio::awaitable<void> acquire_slot();
   void release_slot();
   void notify(Entry& entry);
@@ -104,10 +110,13 @@ class TokenCache {
   /// The next upstream attempt starts after the caller's deadline.
   TokenError backing_off_error(const Entry& entry, SteadyTime now) const;
   TokenError timeout_error(const Entry& entry, SteadyTime now) const;
+  /// "; the held token has N s left, …" when `entry` holds one, else "".
+  static std::string held_note(const Entry& entry, SteadyTime now);
 
   boost::asio::any_io_executor executor_;
   Source& source_;
   const Clock& clock_;
+  std::optional<double> prefetch_share_;  ///< this broker's share of prefetch_jitter, drawn once
   Jitter jitter_;
   CacheOptions options_;
   Metrics& metrics_;

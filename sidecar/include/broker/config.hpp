@@ -48,6 +48,8 @@ struct Config {
   /// Resolved during parsing: default `<socket dir>/identity-header`.
   std::string identity_header_file;
   std::vector<std::string> prefetch;
+  /// Each prefetched resource's first upstream call waits a random time below this.
+  std::chrono::milliseconds prefetch_jitter{0};
   Identity default_identity;
   std::chrono::seconds min_validity{60};
   std::chrono::milliseconds request_timeout{10'000};

@@ -31,7 +31,8 @@ std::chrono::milliseconds backoff_delay(int attempt, const RetryPolicy& policy, 
 /// Values are clamped to [0, 1 h]; nullopt for anything unparseable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, SystemTime now);
 
-/// The delay before the next attempt: the backoff, but never earlier than Retry-After says.
+/// The delay before the next attempt: the backoff, after the Retry-After interval when the
+/// upstream sent one (Retry-After + backoff, so that callers throttled together spread out).
 std::chrono::milliseconds next_attempt_delay(int attempt, const RetryPolicy& policy, double jitter,
                                              const FetchError& error);
 

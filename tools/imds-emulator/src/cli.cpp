@@ -123,11 +123,12 @@ std::optional<FederatedClient> parse_federated_client(std::string_view text, std
 }
 
 CommandLine parse_command_line(const std::vector<std::string_view>& args) {
-  static constexpr std::array<std::string_view, 16> kValued{
-      "--listen",    "--port-file",     "--identity",         "--lifetime",
-      "--tenant",    "--issuer",        "--public-key-out",   "--log-format",
-      "--log-level", "--entra-listen",  "--entra-port-file",  "--tls-cert",
-      "--tls-key",   "--sa-issuer-key", "--federated-client", "--identity-header"};
+  static constexpr std::array<std::string_view, 18> kValued{
+      "--listen",     "--port-file",     "--identity",         "--lifetime",
+      "--tenant",     "--issuer",        "--public-key-out",   "--log-format",
+      "--log-level",  "--entra-listen",  "--entra-port-file",  "--tls-cert",
+      "--tls-key",    "--sa-issuer-key", "--federated-client", "--identity-header",
+      "--rate-limit", "--max-concurrent"};
   CommandLine result;
   Options options;
   auto fail = [&](std::string_view flag, const std::string& reason) {
@@ -200,6 +201,16 @@ CommandLine parse_command_line(const std::vector<std::string_view>& args) {
         return fail(flag, "must be a whole number of seconds from 1 to 31622400");
       }
       options.config.lifetime = std::chrono::seconds(number);
+    } else if (flag == "--rate-limit") {
+      if (!parse_int(value, 1, 1'000'000, number)) {
+        return fail(flag, "must be a whole number of requests per second from 1 to 1000000");
+      }
+      options.config.rate_limit = static_cast<double>(number);
+    } else if (flag == "--max-concurrent") {
+      if (!parse_int(value, 1, 1'000'000, number)) {
+        return fail(flag, "must be a whole number of requests from 1 to 1000000");
+      }
+      options.config.max_concurrent = static_cast<unsigned>(number);
     } else if (flag == "--tenant" || flag == "--issuer") {
       if (value.empty()) return fail(flag, "must not be empty");
       (flag == "--tenant" ? options.config.tenant : options.config.issuer) = value;
@@ -264,6 +275,11 @@ Usage: imds-emulator [flags]   (flags take "--flag VALUE" or "--flag=VALUE")
                          --identity: client_id 11111111-1111-1111-1111-111111111111,
                          object_id 22222222-2222-2222-2222-222222222222.
   --lifetime SECONDS     token lifetime (default 3600, min 1).
+  --rate-limit N         throttle the token routes as IMDS does (20 per VM): beyond N requests
+                         per second (bursts up to N), answer 429 with Retry-After (whole
+                         seconds). Default: no limit.
+  --max-concurrent N     also answer 429 + Retry-After: 1 to a token request that arrives while
+                         N are in flight (IMDS allows 5). Default: no limit.
   --tenant ID            tenant id for the tid claim (default 72f988bf-0000-0000-0000-000000000000).
   --issuer URL           iss claim (default https://sts.windows.net/{tenant}/).
   --public-key-out PATH  write the signing public key as PEM (SubjectPublicKeyInfo) at start.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <ctime>
 
 namespace imds_emulator {
@@ -332,12 +333,20 @@ Emulator::Emulator(Config config, Signer signer)
   if (config_.issuer.empty()) config_.issuer = "https://sts.windows.net/" + config_.tenant + "/";
 }
 
-std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
+std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request, SteadyTime now) {
   auto url = boost::urls::parse_origin_form(request.target());
   if (!url) return error_reply(400, "invalid_request", "Malformed request target");
   const std::string path = url->path();
   const http::verb method = request.method();
 
+  const bool token_route = path == kTokenPath || !entra_tenant(path).empty() ||
+                           (path == kAppServicePath && !config_.identity_header.empty());
+  if (token_route) {
+    if (auto refused = throttle(now)) {
+      ++token_requests_;
+      return count(std::move(*refused));
+    }
+  }
   if (path == kTokenPath) {
     ++token_requests_;
     auto checked = method == http::verb::get
@@ -409,6 +418,8 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request) {
     by_resource_.clear();
     calls_.clear();
     max_in_flight_ = in_flight_;
+    throttled_ = 0;
+    bucket_at_.reset();
     return json_reply({{"ok", true}});
   }
   return error_reply(404, "not_found", "no route for " + path);
@@ -582,6 +593,38 @@ std::string Emulator::mint(const TokenCall& call, Clock::time_point issued,
 void Emulator::begin_in_flight() { max_in_flight_ = std::max(max_in_flight_, ++in_flight_); }
 void Emulator::end_in_flight() { --in_flight_; }
 
+std::optional<Reply> Emulator::throttle(SteadyTime now) {
+  if (config_.rate_limit <= 0 && config_.max_concurrent == 0) return std::nullopt;
+  std::chrono::duration<double> wait{0};
+  if (config_.rate_limit > 0) {
+    const double burst = std::max(1.0, config_.rate_limit);
+    if (!bucket_at_) {
+      bucket_ = burst;
+    } else {
+      const std::chrono::duration<double> passed = now - *bucket_at_;
+      bucket_ = std::min(burst, bucket_ + std::max(0.0, passed.count()) * config_.rate_limit);
+    }
+    bucket_at_ = now;
+    if (bucket_ < 1) wait = std::chrono::duration<double>((1 - bucket_) / config_.rate_limit);
+  }
+  const bool busy = config_.max_concurrent != 0 && in_flight_ >= config_.max_concurrent;
+  if (wait.count() <= 0 && !busy) {
+    if (config_.rate_limit > 0) bucket_ -= 1;
+    return std::nullopt;
+  }
+  ++throttled_;
+  Reply reply = error_reply(429, "too_many_requests",
+                            busy ? "Too many concurrent requests for this VM's managed identity "
+                                   "endpoint; retry after the Retry-After interval"
+                                 : "Too many requests for this VM's managed identity endpoint; "
+                                   "retry after the Retry-After interval");
+  // Whole seconds, at least 1, as IMDS sends it.
+  reply.retry_after =
+      std::to_string(std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil(wait.count()))));
+  reply.log = {{"error", busy ? "throttled: too many in flight" : "throttled: over the rate"}};
+  return reply;
+}
+
 Reply Emulator::count(Reply reply) {
   ++responses_[std::to_string(reply.status)];
   return reply;
@@ -607,9 +650,13 @@ json Emulator::calls() const {
 }
 
 json Emulator::stats() const {
-  return {{"token_requests", token_requests_}, {"tokens_issued", tokens_issued_},
-          {"responses", json(responses_)},     {"by_resource", json(by_resource_)},
-          {"in_flight", in_flight_},           {"max_in_flight", max_in_flight_}};
+  return {{"token_requests", token_requests_},
+          {"tokens_issued", tokens_issued_},
+          {"responses", json(responses_)},
+          {"by_resource", json(by_resource_)},
+          {"in_flight", in_flight_},
+          {"max_in_flight", max_in_flight_},
+          {"throttled", throttled_}};
 }
 
 }  // namespace imds_emulator

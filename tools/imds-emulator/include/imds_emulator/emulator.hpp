@@ -25,6 +25,7 @@ namespace imds_emulator {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Clock = std::chrono::system_clock;
+using SteadyTime = std::chrono::steady_clock::time_point;
 
 struct Identity {
   std::string client_id;
@@ -50,6 +51,11 @@ struct Config {
   std::string issuer;  ///< empty: https://sts.windows.net/{tenant}/
   /// The App Service route's secret (X-IDENTITY-HEADER); empty: GET /msi/token is not served.
   std::string identity_header;
+  /// IMDS's throttle on the token routes (0: none): beyond `rate_limit` requests per second (a
+  /// bucket holding one second's worth, refilled continuously) or beyond `max_concurrent`
+  /// requests in flight, a request is answered 429 with Retry-After before it is looked at.
+  double rate_limit = 0;
+  unsigned max_concurrent = 0;
 };
 
 /// What the transport sends back (or, for drop/hang/reset, how it misbehaves).
@@ -143,8 +149,9 @@ class Emulator {
 
   /// Routes one request. Token requests that pass validation draw their fault step and come
   /// back as a TokenJob (the transport applies delay_ms, then calls complete()); everything
-  /// else is answered at once.
-  std::variant<Reply, TokenJob> dispatch(const Request& request);
+  /// else is answered at once. `now` is for the throttle (Config::rate_limit).
+  std::variant<Reply, TokenJob> dispatch(const Request& request,
+                                         SteadyTime now = std::chrono::steady_clock::now());
   /// Produces the token-route reply for a job at time `now`.
   Reply complete(const TokenJob& job, Clock::time_point now);
 
@@ -164,6 +171,9 @@ class Emulator {
 
  private:
   Reply count(Reply reply);
+  /// The 429 for a token request over the throttle at `now`, else nullopt (and the request
+  /// takes its share of the bucket).
+  std::optional<Reply> throttle(SteadyTime now);
   Reply complete_entra(const TokenJob& job, const EntraCall& entra, Clock::time_point now);
   Reply complete_app_service(const TokenJob& job, Clock::time_point now);
   /// The fault actions that mangle a token answer (missing token, malformed, reset) and the
@@ -183,6 +193,9 @@ class Emulator {
   std::map<std::string, std::uint64_t> by_resource_;
   std::uint64_t in_flight_ = 0;
   std::uint64_t max_in_flight_ = 0;
+  std::uint64_t throttled_ = 0;
+  double bucket_ = 0;  // requests the throttle admits now (full at start)
+  std::optional<SteadyTime> bucket_at_;
   std::deque<CallRecord> calls_;
 };
 
