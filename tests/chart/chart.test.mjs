@@ -109,8 +109,11 @@ const helmEnv = {
 };
 after(() => rmSync(helmHome, { recursive: true, force: true }));
 
+// The registry every render here names (the chart refuses to render without one).
+const REGISTRY = ["--set", "global.imageRegistry=registry.example.com"];
+
 function templateArgs(file, extra = []) {
-  const args = ["template", "todo", chart, "--namespace", "apps"];
+  const args = ["template", "todo", chart, "--namespace", "apps", ...REGISTRY];
   if (file) args.push("-f", file);
   return [...args, ...extra];
 }
@@ -414,7 +417,11 @@ function checkScenario(name, expected, docs) {
   if (expected.resource) assert.equal(env(app, "TODO_DB_TOKEN_RESOURCE"), expected.resource);
   if (expected.prefetch !== undefined) assert.equal(flag(broker, "prefetch"), expected.prefetch ?? undefined);
   // The first calls of a node's brokers are spread (docs/performance.md, start-up storm).
-  if (flag(broker, "prefetch") !== undefined) assert.equal(flag(broker, "prefetch-jitter"), "12");
+  // With the dev emulator (the pod's own IMDS) there is nothing to spread.
+  if (flag(broker, "prefetch") !== undefined) {
+    const devEmulator = allContainers(spec).some((c) => c.name === "imds-emulator");
+    assert.equal(flag(broker, "prefetch-jitter"), devEmulator ? "0" : "12");
+  }
   if (env(app, "TODO_DB_AUTH") !== "none") {
     assert.ok(flag(broker, "prefetch").split(",").includes(env(app, "TODO_DB_TOKEN_RESOURCE")),
       "the broker prefetches the database token, so /readyz waits for it");
@@ -488,7 +495,7 @@ for (const bin of helms) {
 
     test("helm lint --strict with the default values and every values file", async () => {
       const sets = [[], ...valueFiles.map((f) => ["-f", join(valuesDir, f)])];
-      const results = await Promise.all(sets.map((extra) => helm(bin, ["lint", "--strict", chart, ...extra])));
+      const results = await Promise.all(sets.map((extra) => helm(bin, ["lint", "--strict", chart, ...REGISTRY, ...extra])));
       results.forEach((r, i) => assert.ok(r.ok, `lint ${sets[i].join(" ") || "(defaults)"} (${version}):\n${r.stdout}${r.stderr}`));
     });
 
@@ -540,6 +547,46 @@ for (const bin of helms) {
       assert.ok(service.spec.ports.some((p) => p.name === "broker-admin"), "the ServiceMonitor's broker port is on the Service");
       const sm = monitor.find((d) => d.kind === "ServiceMonitor");
       for (const ep of sm.spec.endpoints) assert.ok(service.spec.ports.some((p) => p.name === ep.port));
+    });
+
+    test("images: no registry is refused naming the value; registry, digest and hosted repositories", async () => {
+      const bare = await helm(bin, ["template", "todo", chart]);
+      assert.equal(bare.ok, false, "no default points the pod at images that do not exist");
+      assert.match(bare.stderr, /global\.imageRegistry/);
+      const digest = `sha256:${"ab".repeat(32)}`;
+      const [global, own] = await Promise.all([
+        helm(bin, templateArgs(null, ["--set", "devEmulator.enabled=true"])),
+        helm(bin, ["template", "todo", chart, "--set", "app.image.registry=other.example.com:5000/team",
+          "--set", "broker.image.repository=localhost/token-broker", "--set", `broker.image.digest=${digest}`,
+          "--set", "tests.image.registry=mirror.example.com", "--set", "tests.image.tag=1.37"]),
+      ]);
+      assert.ok(global.ok && own.ok, global.stderr + own.stderr);
+      const images = (out) => Object.fromEntries(allContainers(podSpec(parseDocs(out.stdout)).spec).map((c) => [c.name, c.image]));
+      const testImage = (out) => parseDocs(out.stdout).find((d) => d.kind === "Pod").spec.containers[0].image;
+      assert.deepEqual(images(global), {
+        "todo-app": "registry.example.com/todo-app:0.1.0",
+        "token-broker": "registry.example.com/token-broker:0.1.0",
+        "imds-emulator": "registry.example.com/imds-emulator:0.1.0",
+      });
+      assert.equal(testImage(global), "docker.io/library/busybox:1.36", "the test image keeps its own registry");
+      assert.deepEqual(images(own), {
+        "todo-app": "other.example.com:5000/team/todo-app:0.1.0",
+        "token-broker": `localhost/token-broker@${digest}`,
+      });
+      assert.equal(testImage(own), "mirror.example.com/library/busybox:1.37");
+      const badDigest = await helm(bin, templateArgs(null, ["--set", "app.image.digest=latest"]));
+      assert.equal(badDigest.ok, false, "a digest that is not sha256:HEX is refused by the schema");
+    });
+
+    test("kubeVersion and the defaults agree: 1.23+, native sidecars 1.29+, the PDB policy from 1.27", async () => {
+      const legacy = ["--set", "broker.nativeSidecar=false", "--set", "podDisruptionBudget.enabled=true"];
+      const [old, v123, v126, v127] = await Promise.all(["1.22.9", "1.23.0", "1.26.3", "1.27.1"].map((v) =>
+        helm(bin, templateArgs(null, ["--kube-version", v, ...legacy]))));
+      assert.equal(old.ok, false, "below the chart's kubeVersion");
+      for (const out of [v123, v126, v127]) assert.ok(out.ok, out.stderr);
+      const pdb = (out) => parseDocs(out.stdout).find((d) => d.kind === "PodDisruptionBudget");
+      assert.equal(pdb(v126).spec.unhealthyPodEvictionPolicy, undefined, "1.26 does not know the field");
+      assert.equal(pdb(v127).spec.unhealthyPodEvictionPolicy, "AlwaysAllow");
     });
 
     test("the PodDisruptionBudget lets pods that are not ready be evicted", async () => {
@@ -651,7 +698,7 @@ for (const bin of helms) {
     });
 
     test("NOTES.txt warns about what needs attention", async (t) => {
-      const dryRun = (sets) => helm(bin, ["install", "todo", chart, "--dry-run=client", "--namespace", "apps",
+      const dryRun = (sets) => helm(bin, ["install", "todo", chart, "--dry-run=client", "--namespace", "apps", ...REGISTRY,
         ...sets.flatMap((s) => ["--set", s])]);
       const first = await dryRun(["app.csrf.create=false", "replicaCount=2", "database.type=sqlserver",
         "database.server=s.database.windows.net", `identity.clientId=${CLIENT_ID}`]);
@@ -696,6 +743,9 @@ for (const bin of helms) {
         for (const [key, name] of [["app", "todo-app"], ["broker", "token-broker"], ["devEmulator", "imds-emulator"]]) {
           const repository = sets[`${key}.image.repository`];
           if (repository) assert.ok(container(spec, name).image.startsWith(`${repository}:`), `${line}: ${name}'s image`);
+          const registry = sets["global.imageRegistry"];
+          const found = allContainers(spec).find((c) => c.name === name);
+          if (registry && found && !repository) assert.ok(found.image.startsWith(`${registry}/${name}:`), `${line}: ${name}'s image is in ${registry}`);
         }
         const mode = sets["identity.mode"] ?? "imds";
         modes.add(mode);

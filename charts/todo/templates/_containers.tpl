@@ -4,7 +4,7 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
 {{- define "todo.container.app" -}}
 {{- $auth := include "todo.db.auth" . }}
 - name: todo-app
-  image: {{ include "todo.image" (dict "image" .Values.app.image "root" .) | quote }}
+  image: {{ include "todo.image" (dict "image" .Values.app.image "root" . "name" "app") | quote }}
   imagePullPolicy: {{ .Values.app.image.pullPolicy }}
   env:
     - name: TODO_LISTEN
@@ -103,7 +103,7 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
 {{- $wiNoWebhook := and (eq $mode "workloadIdentity") (not .Values.identity.workloadIdentity.webhook) (not .Values.devEmulator.enabled) }}
 {{- $prefetch := include "todo.broker.prefetch" . }}
 - name: token-broker
-  image: {{ include "todo.image" (dict "image" .Values.broker.image "root" .) | quote }}
+  image: {{ include "todo.image" (dict "image" .Values.broker.image "root" . "name" "broker") | quote }}
   imagePullPolicy: {{ .Values.broker.image.pullPolicy }}
   {{- if .Values.broker.nativeSidecar }}
   # A native sidecar: started before the app, stopped after it.
@@ -132,7 +132,8 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - --admin-listen=0.0.0.0:{{ .Values.broker.admin.port }}
     {{- with $prefetch }}
     - --prefetch={{ . }}
-    - --prefetch-jitter={{ $.Values.broker.prefetchJitter }}
+    {{- /* The dev emulator is the pod's own, not the node's IMDS: nothing to spread. */}}
+    - --prefetch-jitter={{ $.Values.devEmulator.enabled | ternary 0 $.Values.broker.prefetchJitter }}
     {{- end }}
     - --min-validity={{ .Values.broker.minValidity }}
     - --shutdown-grace={{ .Values.broker.shutdownGrace }}
@@ -202,7 +203,7 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
 {{- define "todo.container.emulator" -}}
 # Development only: a local stand-in for IMDS that issues tokens no Azure service accepts.
 - name: imds-emulator
-  image: {{ include "todo.image" (dict "image" .Values.devEmulator.image "root" .) | quote }}
+  image: {{ include "todo.image" (dict "image" .Values.devEmulator.image "root" . "name" "devEmulator") | quote }}
   imagePullPolicy: {{ .Values.devEmulator.image.pullPolicy }}
   {{- if .Values.broker.nativeSidecar }}
   restartPolicy: Always

@@ -75,9 +75,27 @@ app.kubernetes.io/component: test
 {{- if or .Values.app.csrf.existingSecret .Values.app.csrf.create }}true{{ end }}
 {{- end }}
 
-{{/* image: repository:tag, the tag defaulting to the chart's appVersion. */}}
+{{/* image: REGISTRY/REPOSITORY:TAG (the tag defaulting to the chart's appVersion), or
+@DIGEST instead of :TAG. REGISTRY is the image's registry, else global.imageRegistry; a
+repository that names its own host (myacr.azurecr.io/todo-app, localhost/todo-app) takes none.
+Without either the render fails: the chart's images are on no public registry. Called with
+(dict "image" … "root" . "name" "app"). */}}
 {{- define "todo.image" -}}
-{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- $global := .root.Values.global | default dict }}
+{{- $registry := .image.registry | default $global.imageRegistry | default "" | trimSuffix "/" }}
+{{- $repository := .image.repository }}
+{{- $ref := $repository }}
+{{- if not (regexMatch "^(localhost|[^/]*[.:][^/]*)/" $repository) }}
+{{- if not $registry }}
+{{- fail (printf "%s.image: no registry for %s; these images are on no public registry: push the ones built from Dockerfile.app and Dockerfile.sidecar to yours (charts/todo/README.md, Images) and set global.imageRegistry (e.g. myacr.azurecr.io) or %s.image.registry" .name $repository .name) }}
+{{- end }}
+{{- $ref = printf "%s/%s" $registry $repository }}
+{{- end }}
+{{- if .image.digest }}
+{{- printf "%s@%s" $ref .image.digest }}
+{{- else }}
+{{- printf "%s:%s" $ref (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
 {{- end }}
 
 {{/* Database ----------------------------------------------------------------------------- */}}

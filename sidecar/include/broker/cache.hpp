@@ -14,9 +14,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
-#include <optional>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 #include <variant>
 #include <vector>
