@@ -1,5 +1,7 @@
 #include "todo/config.hpp"
 
+#include "todo/odbc_text.hpp"
+
 #include <fmt/format.h>
 
 namespace todo {
@@ -53,9 +55,19 @@ const std::vector<Flag>& flags() {
          c.db_dialect = dialect;
          return std::nullopt;
        }},
+      {"cloud", "NAME",
+       "Azure cloud: AzurePublicCloud (default), AzureUSGovernment or AzureChinaCloud; sets the "
+       "default of --db-token-resource.",
+       [](AppConfig& c, const std::string& v) -> Problem {
+         auto cloud = tb::parse_cloud(v);
+         if (!cloud) return "must be one of " + tb::cloud_names() + ", got '" + v + "'";
+         c.cloud = *cloud;
+         return std::nullopt;
+       }},
       {"db-token-resource", "URI",
-       "Resource the database token is for (default https://database.windows.net/; Azure "
-       "Database for PostgreSQL/MySQL: https://ossrdbms-aad.database.windows.net).",
+       "Resource the database token is for (default: the cloud's Azure SQL audience, "
+       "https://database.windows.net/ in AzurePublicCloud; with the postgresql dialect its "
+       "PostgreSQL/MySQL one, https://ossrdbms-aad.database.windows.net).",
        [](AppConfig& c, const std::string& v) -> Problem {
          c.db_token_resource = v;
          return std::nullopt;
@@ -152,10 +164,12 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const tb::flags:
     outcome.error = "--db-connection-string must not be empty";
     return outcome;
   }
-  if (config.db_auth != Auth::none && config.db_token_resource.empty()) {
-    outcome.error = "--db-token-resource must not be empty when --db-auth is " +
-                    std::string(to_string(config.db_auth));
-    return outcome;
+  if (config.db_token_resource.empty()) {
+    const auto dialect =
+        config.db_dialect ? config.db_dialect : odbc::detect_dialect(config.db_connection_string);
+    const auto& cloud = tb::endpoints(config.cloud);
+    config.db_token_resource =
+        std::string(dialect == Dialect::postgresql ? cloud.ossrdbms_resource : cloud.sql_resource);
   }
   outcome.config = std::move(config);
   return outcome;

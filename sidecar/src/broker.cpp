@@ -435,6 +435,7 @@ int Broker::run() {
        {"imds_listen", impl.drop_in_server ? impl.drop_in_address : "off"},
        {"identity_header_file", impl.drop_in_server ? config.identity_header_file : "-"},
        {"prefetch", prefetch},
+       {"cloud", tb::endpoints(config.cloud).name},
        {"default_identity", to_string(config.default_identity)},
        {"allow_uids", impl.allow.uids},
        {"allow_gids", impl.allow.gids},

@@ -163,6 +163,15 @@ const std::vector<Flag>& flags() {
          }
          return std::nullopt;
        }},
+      {"cloud", "NAME",
+       "Azure cloud: AzurePublicCloud (default), AzureUSGovernment or AzureChinaCloud; sets "
+       "workload identity's Entra authority when AZURE_AUTHORITY_HOST is unset.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         auto cloud = tb::parse_cloud(v);
+         if (!cloud) return "must be one of " + tb::cloud_names() + ", got '" + v + "'";
+         c.cloud = *cloud;
+         return std::nullopt;
+       }},
       {"prefetch-jitter", "SECONDS",
        "Spread each --prefetch resource's first upstream call over a random delay below this, so "
        "that brokers starting together on a node do not all call its IMDS at once (default 0; a "
@@ -301,6 +310,7 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
     wi.tenant_id = env("AZURE_TENANT_ID");
     wi.federated_token_file = env("AZURE_FEDERATED_TOKEN_FILE");
     wi.client_id = env("AZURE_CLIENT_ID");
+    wi.authority_host = std::string(tb::endpoints(config.cloud).authority_host);
     if (auto host = env("AZURE_AUTHORITY_HOST"); !host.empty()) wi.authority_host = host;
     // --client-id is the default identity of every request, so it stands in for AZURE_CLIENT_ID.
     if (wi.client_id.empty() && config.default_identity.kind == Identity::Kind::client_id) {

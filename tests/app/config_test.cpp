@@ -53,6 +53,35 @@ TEST(AppConfig, DrainAndGraceDefaultTo5And10AndComeFromFlagsOrTheEnvironment) {
   EXPECT_FALSE(parse({}, {{"TODO_DRAIN_SECONDS", "-1"}}).config);
 }
 
+TEST(AppConfig, TheTokenResourceDefaultsToTheCloudsAudienceForTheDialect) {
+  const std::string pg = "Driver={PostgreSQL Unicode};Server=pg.example;Database=todo;";
+  const std::string sql = "Driver={ODBC Driver 18 for SQL Server};Server=tcp:x,1433;Database=t;";
+  const std::map<std::pair<std::string, std::string>, std::string> expected = {
+      {{"AzurePublicCloud", sql}, "https://database.windows.net/"},
+      {{"AzurePublicCloud", pg}, "https://ossrdbms-aad.database.windows.net"},
+      {{"AzureUSGovernment", sql}, "https://database.usgovcloudapi.net/"},
+      {{"AzureUSGovernment", pg}, "https://ossrdbms-aad.database.usgovcloudapi.net"},
+      {{"AzureChinaCloud", sql}, "https://database.chinacloudapi.cn/"},
+      {{"AzureChinaCloud", pg}, "https://ossrdbms-aad.database.chinacloudapi.cn"},
+  };
+  for (const auto& [given, resource] : expected) {
+    auto outcome = parse({"--cloud", given.first, "--db-connection-string", given.second});
+    ASSERT_TRUE(outcome.config) << outcome.error;
+    EXPECT_EQ(outcome.config->db_token_resource, resource) << given.first << " " << given.second;
+  }
+  // An explicit dialect counts; an explicit resource wins; the variable works like the flag.
+  auto outcome = parse({"--db-dialect", "postgresql", "--db-connection-string", "DSN=x;"},
+                       {{"TODO_CLOUD", "AzureChinaCloud"}});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->db_token_resource, "https://ossrdbms-aad.database.chinacloudapi.cn");
+  outcome = parse({"--cloud", "AzureUSGovernment", "--db-token-resource", "https://x/"});
+  ASSERT_TRUE(outcome.config) << outcome.error;
+  EXPECT_EQ(outcome.config->db_token_resource, "https://x/");
+  outcome = parse({"--cloud", "AzureGermanCloud"});
+  EXPECT_FALSE(outcome.config);
+  EXPECT_TRUE(outcome.error.starts_with("--cloud")) << outcome.error;
+}
+
 TEST(AppConfig, FlagsWinOverTheEnvironment) {
   auto outcome = parse({"--db-auth", "access-token"}, {{"TODO_DB_AUTH", "none"}});
   ASSERT_TRUE(outcome.config) << outcome.error;

@@ -578,6 +578,39 @@ for (const bin of helms) {
       assert.equal(badDigest.ok, false, "a digest that is not sha256:HEX is refused by the schema");
     });
 
+    test("identity.cloud sets the authority, the database audiences and the programs' --cloud", async () => {
+      const wiNoWebhook = ["--set", "identity.mode=workloadIdentity", "--set", "identity.clientId=0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d",
+        "--set", "identity.workloadIdentity.tenantId=72f988bf-86f1-41af-91ab-2d7cd011db47", "--set", "identity.workloadIdentity.webhook=false"];
+      const pg = ["--set", "database.type=postgresql", "--set", "database.server=pg.example.com", "--set", "database.name=todo",
+        "--set", "database.user=todo-identity"];
+      const sql = ["--set", "database.type=sqlserver", "--set", "database.server=sql.example.com", "--set", "database.name=todo"];
+      const cases = [
+        ["AzurePublicCloud", pg, "https://login.microsoftonline.com/", "https://ossrdbms-aad.database.windows.net"],
+        ["AzureUSGovernment", pg, "https://login.microsoftonline.us/", "https://ossrdbms-aad.database.usgovcloudapi.net"],
+        ["AzureUSGovernment", sql, "https://login.microsoftonline.us/", "https://database.usgovcloudapi.net/"],
+        ["AzureChinaCloud", sql, "https://login.chinacloudapi.cn/", "https://database.chinacloudapi.cn/"],
+      ];
+      const outs = await Promise.all(cases.map(([cloud, db]) =>
+        helm(bin, templateArgs(null, [...wiNoWebhook, ...db, "--set", `identity.cloud=${cloud}`]))));
+      outs.forEach((out, i) => {
+        assert.ok(out.ok, out.stderr);
+        const [cloud, , authority, resource] = cases[i];
+        const spec = podSpec(parseDocs(out.stdout)).spec;
+        const broker = container(spec, "token-broker");
+        const app = container(spec, "todo-app");
+        assert.equal(flag(broker, "cloud"), cloud);
+        assert.equal(env(app, "TODO_CLOUD"), cloud);
+        assert.equal(env(broker, "AZURE_AUTHORITY_HOST"), authority, `${cloud}: authority`);
+        assert.equal(env(app, "TODO_DB_TOKEN_RESOURCE"), resource, `${cloud}: audience`);
+        assert.ok(flag(broker, "prefetch").split(",").includes(resource), `${cloud}: prefetched`);
+      });
+      const own = await helm(bin, templateArgs(null, [...wiNoWebhook, "--set", "identity.cloud=AzureChinaCloud",
+        "--set", "identity.workloadIdentity.authorityHost=https://login.example.test/"]));
+      assert.equal(env(container(podSpec(parseDocs(own.stdout)).spec, "token-broker"), "AZURE_AUTHORITY_HOST"), "https://login.example.test/");
+      const bad = await helm(bin, templateArgs(null, ["--set", "identity.cloud=AzureGermanCloud"]));
+      assert.equal(bad.ok, false, "an unknown cloud is refused by the schema");
+    });
+
     test("kubeVersion and the defaults agree: 1.23+, native sidecars 1.29+, the PDB policy from 1.27", async () => {
       const legacy = ["--set", "broker.nativeSidecar=false", "--set", "podDisruptionBudget.enabled=true"];
       const [old, v123, v126, v127] = await Promise.all(["1.22.9", "1.23.0", "1.26.3", "1.27.1"].map((v) =>

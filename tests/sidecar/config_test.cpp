@@ -276,6 +276,26 @@ TEST(ParseConfig, WorkloadIdentityReadsAuthorityHostAndCaFile) {
   EXPECT_EQ(config.workload_identity.ca_file, "/etc/ca.pem");
 }
 
+TEST(ParseConfig, CloudSetsTheAuthorityUnlessAzureAuthorityHostIsSet) {
+  EXPECT_EQ(parse_ok({}).cloud, tb::Cloud::public_cloud);
+  const auto gov = parse_ok({"--cloud", "AzureUSGovernment"}, kWorkloadIdentityEnv);
+  EXPECT_EQ(gov.cloud, tb::Cloud::us_government);
+  EXPECT_EQ(gov.workload_identity.authority_host, "https://login.microsoftonline.us/");
+  const auto china = parse_ok({"--cloud=azurechinacloud"}, kWorkloadIdentityEnv);
+  EXPECT_EQ(china.workload_identity.authority_host, "https://login.chinacloudapi.cn/");
+  // The webhook's AZURE_AUTHORITY_HOST is what the cluster says: it wins.
+  auto env = kWorkloadIdentityEnv;
+  env["AZURE_AUTHORITY_HOST"] = "https://login.example.test/";
+  EXPECT_EQ(parse_ok({"--cloud", "AzureChinaCloud"}, env).workload_identity.authority_host,
+            "https://login.example.test/");
+  env = kWorkloadIdentityEnv;
+  env["TOKEN_BROKER_CLOUD"] = "AzureUSGovernment";
+  EXPECT_EQ(parse_ok({}, env).cloud, tb::Cloud::us_government);
+  const auto bad = parse({"--cloud", "AzureGermanCloud"});
+  EXPECT_FALSE(bad.config);
+  EXPECT_TRUE(bad.error.starts_with("--cloud")) << bad.error;
+}
+
 TEST(ParseConfig, WorkloadIdentityNamesEveryMissingVariable) {
   const auto outcome = parse({"--source", "workload-identity"});
   EXPECT_FALSE(outcome.config);

@@ -2,6 +2,7 @@
 // todo-app settings: command line and environment (TODO_<FLAG>, and TOKEN_BROKER_SOCKET for the
 // broker's socket). Pure: the environment is passed in. Flags win over the environment.
 
+#include "tb/cloud.hpp"
 #include "tb/flags.hpp"
 #include "tb/log.hpp"
 #include "todo/odbc_store.hpp"
@@ -25,7 +26,11 @@ struct AppConfig {
   std::string db_connection_string = "Driver=SQLite3;Database=todo.db;";
   Auth db_auth = Auth::none;
   std::optional<Dialect> db_dialect;  ///< nullopt: detected from Driver=
-  std::string db_token_resource = "https://database.windows.net/";
+  /// The Azure cloud, for the default of db_token_resource.
+  tb::Cloud cloud = tb::Cloud::public_cloud;
+  /// Resolved during parsing when not given: the cloud's Azure SQL audience, or its
+  /// PostgreSQL/MySQL one for the postgresql dialect.
+  std::string db_token_resource;
   std::string db_client_id;  ///< optional: which managed identity the broker should use
   std::string broker_socket = "/var/run/token-broker/broker.sock";
   std::chrono::milliseconds broker_timeout{5'000};

@@ -14,6 +14,8 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
       value: {{ include "todo.db.connectionString" . | quote }}
     - name: TODO_DB_AUTH
       value: {{ $auth | quote }}
+    - name: TODO_CLOUD
+      value: {{ .Values.identity.cloud | quote }}
     {{- if ne $auth "none" }}
     - name: TODO_DB_TOKEN_RESOURCE
       value: {{ include "todo.db.tokenResource" . | quote }}
@@ -135,6 +137,7 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     {{- /* The dev emulator is the pod's own, not the node's IMDS: nothing to spread. */}}
     - --prefetch-jitter={{ $.Values.devEmulator.enabled | ternary 0 $.Values.broker.prefetchJitter }}
     {{- end }}
+    - --cloud={{ .Values.identity.cloud }}
     - --min-validity={{ .Values.broker.minValidity }}
     - --shutdown-grace={{ .Values.broker.shutdownGrace }}
     - --log-format={{ .Values.broker.logFormat }}
@@ -153,7 +156,7 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - name: AZURE_FEDERATED_TOKEN_FILE
       value: /var/run/secrets/azure/tokens/azure-identity-token
     - name: AZURE_AUTHORITY_HOST
-      value: {{ .Values.identity.workloadIdentity.authorityHost | quote }}
+      value: {{ include "todo.authorityHost" . | quote }}
     {{- end }}
     {{- with .Values.broker.extraEnv }}
     {{- toYaml . | nindent 4 }}

@@ -109,11 +109,25 @@ Without either the render fails: the chart's images are on no public registry. C
 {{- end }}
 {{- end }}
 
+{{/* What differs per Azure cloud (tb/cloud.hpp has the same table for the programs). */}}
+{{- define "todo.cloud" -}}
+{{- $clouds := dict
+  "AzurePublicCloud" (dict "authority" "https://login.microsoftonline.com/" "suffix" "database.windows.net")
+  "AzureUSGovernment" (dict "authority" "https://login.microsoftonline.us/" "suffix" "database.usgovcloudapi.net")
+  "AzureChinaCloud" (dict "authority" "https://login.chinacloudapi.cn/" "suffix" "database.chinacloudapi.cn") }}
+{{- index $clouds (.Values.identity.cloud | default "AzurePublicCloud") | toJson }}
+{{- end }}
+
+{{- define "todo.authorityHost" -}}
+{{- .Values.identity.workloadIdentity.authorityHost | default (include "todo.cloud" . | fromJson).authority }}
+{{- end }}
+
 {{- define "todo.db.tokenResource" -}}
 {{- $db := .Values.database }}
+{{- $suffix := (include "todo.cloud" . | fromJson).suffix }}
 {{- if $db.tokenResource }}{{ $db.tokenResource }}
-{{- else if eq $db.type "postgresql" }}https://ossrdbms-aad.database.windows.net
-{{- else }}https://database.windows.net/
+{{- else if eq $db.type "postgresql" }}https://ossrdbms-aad.{{ $suffix }}
+{{- else }}https://{{ $suffix }}/
 {{- end }}
 {{- end }}
 

@@ -5,6 +5,7 @@
 #include "broker/retry.hpp"
 #include "broker/source.hpp"
 #include "broker/token.hpp"
+#include "tb/cloud.hpp"
 #include "tb/flags.hpp"
 #include "tb/log.hpp"
 
@@ -48,6 +49,8 @@ struct Config {
   /// Resolved during parsing: default `<socket dir>/identity-header`.
   std::string identity_header_file;
   std::vector<std::string> prefetch;
+  /// The Azure cloud: workload identity's Entra authority unless AZURE_AUTHORITY_HOST is set.
+  tb::Cloud cloud = tb::Cloud::public_cloud;
   /// Each prefetched resource's first upstream call waits a random time below this.
   std::chrono::milliseconds prefetch_jitter{0};
   Identity default_identity;
