@@ -611,6 +611,21 @@ for (const bin of helms) {
       assert.equal(bad.ok, false, "an unknown cloud is refused by the schema");
     });
 
+    test("no CPU limits by default; a policy's CPU limits are taken as given", async () => {
+      const [dflt, limited] = await Promise.all([
+        helm(bin, templateArgs(null, ["--set", "devEmulator.enabled=true"])),
+        helm(bin, templateArgs(null, ["--set", "devEmulator.enabled=true", "--set", "app.resources.limits.cpu=500m",
+          "--set", "broker.resources.limits.cpu=200m", "--set", "devEmulator.resources.limits.cpu=100m"])),
+      ]);
+      assert.ok(dflt.ok && limited.ok, dflt.stderr + limited.stderr);
+      const limits = (out) => Object.fromEntries(allContainers(podSpec(parseDocs(out.stdout)).spec)
+        .map((c) => [c.name, c.resources.limits]));
+      for (const l of Object.values(limits(dflt))) assert.equal(l.cpu, undefined);
+      assert.deepEqual(Object.fromEntries(Object.entries(limits(limited)).map(([n, l]) => [n, l.cpu])),
+        { "todo-app": "500m", "token-broker": "200m", "imds-emulator": "100m" });
+      for (const l of Object.values(limits(limited))) assert.ok(l.memory, "the memory limit stays");
+    });
+
     test("kubeVersion and the defaults agree: 1.23+, native sidecars 1.29+, the PDB policy from 1.27", async () => {
       const legacy = ["--set", "broker.nativeSidecar=false", "--set", "podDisruptionBudget.enabled=true"];
       const [old, v123, v126, v127] = await Promise.all(["1.22.9", "1.23.0", "1.26.3", "1.27.1"].map((v) =>
