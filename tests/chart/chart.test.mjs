@@ -611,6 +611,44 @@ for (const bin of helms) {
       assert.equal(bad.ok, false, "an unknown cloud is refused by the schema");
     });
 
+    test("charts/todo/examples/production.yaml lints, renders and validates as it stands", async () => {
+      const example = join(chart, "examples", "production.yaml");
+      const lint = await helm(bin, ["lint", "--strict", chart, "-f", example]);
+      assert.ok(lint.ok, lint.stdout + lint.stderr);
+      const out = await helm(bin, ["template", "todo", chart, "--namespace", "todo", "-f", example]);
+      assert.ok(out.ok, out.stderr);
+      const docs = parseDocs(out.stdout);
+      for (const doc of docs) assert.deepEqual(await validateObject(doc), [], `${doc.kind} ${doc.metadata?.name}`);
+      assert.deepEqual(docs.map((d) => d.kind).sort(),
+        ["Deployment", "Ingress", "NetworkPolicy", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount", "ServiceMonitor"]);
+      checkLabels(docs);
+      const template = podSpec(docs);
+      checkSocketShared(template);
+      checkSecurity(template);
+      checkNoSecret(docs, out.stdout);
+      const deployment = docs.find((d) => d.kind === "Deployment");
+      assert.equal(deployment.spec.replicas, 3);
+      const app = container(template.spec, "todo-app");
+      assert.ok(JSON.stringify(template.spec.volumes).includes("todo-csrf"), "the CSRF key comes from the existing Secret");
+      assert.ok(app.image.startsWith("todoacr.azurecr.io/todo-app:"));
+      // The spread's selector matches the pods it spreads.
+      const spread = template.spec.topologySpreadConstraints[0].labelSelector.matchLabels;
+      for (const [k, v] of Object.entries(spread)) assert.equal(template.metadata.labels[k], v);
+    });
+
+    test("GitOps: two renders are the same with app.csrf.existingSecret; only the generated key differs without", async () => {
+      const example = join(chart, "examples", "production.yaml");
+      const [a, b, c, d] = await Promise.all([
+        helm(bin, ["template", "todo", chart, "-f", example]), helm(bin, ["template", "todo", chart, "-f", example]),
+        helm(bin, templateArgs(null)), helm(bin, templateArgs(null)),
+      ]);
+      for (const out of [a, b, c, d]) assert.ok(out.ok, out.stderr);
+      assert.equal(a.stdout, b.stdout);
+      assert.notEqual(c.stdout, d.stdout, "app.csrf.create makes a new key at each render (lookup finds none)");
+      const withoutKey = (out) => out.stdout.replace(/csrf-secret: ".*"/, "csrf-secret: KEY");
+      assert.equal(withoutKey(c), withoutKey(d), "and nothing else differs");
+    });
+
     test("no CPU limits by default; a policy's CPU limits are taken as given", async () => {
       const [dflt, limited] = await Promise.all([
         helm(bin, templateArgs(null, ["--set", "devEmulator.enabled=true"])),
