@@ -59,10 +59,7 @@ const std::vector<Flag>& flags() {
        "Azure cloud: AzurePublicCloud (default), AzureUSGovernment or AzureChinaCloud; sets the "
        "default of --db-token-resource.",
        [](AppConfig& c, const std::string& v) -> Problem {
-         auto cloud = tb::parse_cloud(v);
-         if (!cloud) return "must be one of " + tb::cloud_names() + ", got '" + v + "'";
-         c.cloud = *cloud;
-         return std::nullopt;
+         return tb::parse_cloud_flag(v, c.cloud);
        }},
       {"db-token-resource", "URI",
        "Resource the database token is for (default: the cloud's Azure SQL audience, "

@@ -40,4 +40,11 @@ std::string cloud_names() {
   return out;
 }
 
+std::optional<std::string> parse_cloud_flag(std::string_view name, Cloud& out) {
+  const auto cloud = parse_cloud(name);
+  if (!cloud) return "must be one of " + cloud_names() + ", got '" + std::string(name) + "'";
+  out = *cloud;
+  return std::nullopt;
+}
+
 }  // namespace tb

@@ -167,10 +167,7 @@ const std::vector<Flag>& flags() {
        "Azure cloud: AzurePublicCloud (default), AzureUSGovernment or AzureChinaCloud; sets "
        "workload identity's Entra authority when AZURE_AUTHORITY_HOST is unset.",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
-         auto cloud = tb::parse_cloud(v);
-         if (!cloud) return "must be one of " + tb::cloud_names() + ", got '" + v + "'";
-         c.cloud = *cloud;
-         return std::nullopt;
+         return tb::parse_cloud_flag(v, c.cloud);
        }},
       {"prefetch-jitter", "SECONDS",
        "Spread each --prefetch resource's first upstream call over a random delay below this, so "

@@ -14,6 +14,11 @@ TEST(Cloud, NamesParseCaseInsensitivelyAndUnknownOnesDoNot) {
     EXPECT_EQ(parse_cloud(bad), std::nullopt) << bad;
   }
   EXPECT_EQ(cloud_names(), "AzurePublicCloud, AzureUSGovernment, AzureChinaCloud");
+  Cloud cloud = Cloud::public_cloud;
+  EXPECT_EQ(parse_cloud_flag("AzureChinaCloud", cloud), std::nullopt);
+  EXPECT_EQ(cloud, Cloud::china);
+  EXPECT_TRUE(parse_cloud_flag("mars", cloud).has_value());
+  EXPECT_EQ(cloud, Cloud::china) << "a bad value leaves it as it was";
 }
 
 TEST(Cloud, EachCloudHasItsAuthorityAndDatabaseAudiences) {

@@ -5,10 +5,11 @@
 // (default 12, the chart's default, for 110 brokers; scaled down with fewer). Checked: at most 1.2
 // upstream calls per needed token (429s included), the upstream never had more than 5 in flight, no
 // broker exited, and every broker is ready within (needed tokens / 20 per s) + 10 s: of the storm's
-// first start with the release build (build/release/tests/integration/integration_tests,
+// first start with the release build (build/release/tests/integration/storm_tests,
 // docs/performance.md; or TB_STORM_BROKER_BIN), of its own socket's first answer with the sanitizer
 // builds, whose 110 start-ups alone keep two cores busy for 15 s. The figures are printed (one
-// "storm:" line) and recorded as a test property.
+// "storm:" line) and recorded as a test property. Its own executable, run alone (RUN_SERIAL): with
+// other suites beside it the sanitizer build's timings were theirs.
 #include "fixture.hpp"
 
 #include <fmt/format.h>

@@ -23,5 +23,7 @@ std::optional<Cloud> parse_cloud(std::string_view name);
 const CloudEndpoints& endpoints(Cloud cloud);
 /// "AzurePublicCloud, AzureUSGovernment, AzureChinaCloud", for error messages and help.
 std::string cloud_names();
+/// A --cloud flag's value: sets `out`, or returns what is wrong with `name`.
+std::optional<std::string> parse_cloud_flag(std::string_view name, Cloud& out);
 
 }  // namespace tb
