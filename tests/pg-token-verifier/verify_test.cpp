@@ -1,12 +1,14 @@
 // pg_token_auth::verify and friends: which tokens may log in as which role, and what is logged.
 #include "pg_token_auth/verify.hpp"
 #include "imds_emulator/jwt.hpp"
+#include "tb/crypto.hpp"
 #include "tb/log.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <set>
 
 namespace {
 
@@ -223,7 +225,38 @@ std::optional<std::string> fake_files(const std::string& path) {
   if (path == "/keys/good.pem") return signer().public_key_pem();
   if (path == "/keys/junk.pem")
     return "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+  if (path == "/revoked/list") {
+    return "# revoked tokens\n\n  " + std::string(64, 'A') + "  \n" + std::string(64, 'b') + "\r\n";
+  }
+  if (path == "/revoked/empty") return std::string();
+  if (path == "/revoked/junk") return std::string("0123\n");
   return std::nullopt;
+}
+
+TEST(Verify, RefusesARevokedTokenAndOnlyThatOne) {
+  const auto token = signer().sign(claims());
+  auto c = config();
+  c.revoked = {tb::hex(tb::sha256(token))};
+  const auto v = verify(token, "todo_app", c, now);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_EQ(v.reason, "revoked");
+  auto other = claims();
+  other["uti"] = "another";
+  EXPECT_TRUE(verify(signer().sign(other), "todo_app", c, now).accepted);
+}
+
+TEST(ParseConfig, ReadsTheRevocationListFromItsFile) {
+  const auto result = pg_token_auth::parse_config(
+      R"({"public_key":"/keys/good.pem","log":"/l","roles":{"r":["a"]},"revoked":"/revoked/list"})",
+      fake_files);
+  ASSERT_TRUE(result.config) << result.error;
+  EXPECT_EQ(result.config->revoked,
+            (std::set<std::string>{std::string(64, 'a'), std::string(64, 'b')}));
+  const auto empty = pg_token_auth::parse_config(
+      R"({"public_key":"/keys/good.pem","log":"/l","roles":{"r":["a"]},"revoked":"/revoked/empty"})",
+      fake_files);
+  ASSERT_TRUE(empty.config) << empty.error;
+  EXPECT_TRUE(empty.config->revoked.empty());
 }
 
 TEST(ParseConfig, ReadsAllSettings) {
@@ -260,6 +293,13 @@ TEST(ParseConfig, ExplainsWhatIsWrong) {
        "is not a PEM RSA public key"},
       {R"({"public_key":"/keys/good.pem","log":"/l","clock_skew_seconds":-1,"roles":{"r":["a"]}})",
        "clock_skew_seconds"},
+      // A revocation list that cannot be read refuses every login rather than none.
+      {R"({"public_key":"/keys/good.pem","log":"/l","roles":{"r":["a"]},"revoked":"/revoked/x"})",
+       "/revoked/x"},
+      {R"({"public_key":"/keys/good.pem","log":"/l","roles":{"r":["a"]},"revoked":"/revoked/junk"})",
+       "line 1"},
+      {R"({"public_key":"/keys/good.pem","log":"/l","roles":{"r":["a"]},"revoked":7})",
+       "\"revoked\""},
   };
   for (const auto& [text, error] : cases) {
     const auto result = pg_token_auth::parse_config(text, fake_files);

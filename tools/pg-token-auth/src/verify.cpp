@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <ctime>
 #include <fstream>
@@ -110,6 +111,32 @@ ConfigResult parse_config(std::string_view json_text,
       allowed.push_back(id.get<std::string>());
     }
   }
+  if (const auto it = doc.find("revoked"); it != doc.end()) {
+    if (!it->is_string() || it->get<std::string>().empty()) {
+      return {.error = "\"revoked\" must be a non-empty string (a file path)"};
+    }
+    const auto path = it->get<std::string>();
+    const auto list = read_file(path);
+    if (!list) {
+      return {.error = "cannot read the revocation list " + path +
+                       " (create it, empty, or remove \"revoked\")"};
+    }
+    std::istringstream lines(*list);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+      const auto first = line.find_first_not_of(" \t\r");
+      if (first == std::string::npos || line[first] == '#') continue;
+      const auto last = line.find_last_not_of(" \t\r");
+      std::string hash = line.substr(first, last - first + 1);
+      std::transform(hash.begin(), hash.end(), hash.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return {.error = path + " line " + std::to_string(number) +
+                         " is not a token's SHA-256 (64 hex digits)"};
+      }
+      config.revoked.insert(std::move(hash));
+    }
+  }
   const auto pem = read_file(key_path);
   if (!pem) return {.error = "cannot read public key file " + key_path};
   config.public_key = parse_public_key(*pem);
@@ -160,6 +187,9 @@ Verdict verify(std::string_view token, std::string_view role, const Config& conf
     const auto alg = jwt.header.find("alg");
     if (alg == jwt.header.end() || !alg->is_string()) return refuse("header has no alg");
     return refuse("alg " + clip(alg->get<std::string>(), 16) + " is not RS256");
+  }
+  if (!config.revoked.empty() && config.revoked.contains(tb::hex(tb::sha256(token)))) {
+    return refuse("revoked");
   }
   const json& claims = jwt.claims;
   verdict.iat = numeric_date(claims, "iat");

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,9 @@ struct Config {
   std::chrono::seconds clock_skew{60};  ///< tolerated for nbf (a token from a clock just ahead)
   /// Login role -> object ids / client ids (oid / appid claims) that may log in as it.
   std::map<std::string, std::vector<std::string>> roles;
+  /// SHA-256 (lower-case hex) of tokens that are refused although valid: the "revoked" file,
+  /// read with the config at every login.
+  std::set<std::string> revoked;
 };
 
 struct ConfigResult {
