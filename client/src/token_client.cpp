@@ -1,5 +1,6 @@
 #include "token_client/token_client.hpp"
 
+#include "tb/crypto.hpp"
 #include "tb/http_client.hpp"
 #include "token_client/protocol.hpp"
 #include "token_client/routes.hpp"
@@ -152,6 +153,8 @@ std::string_view to_string(Errc code) {
       return "broker_not_running";
     case Errc::broker_unavailable:
       return "broker_unavailable";
+    case Errc::rate_limited:
+      return "rate_limited";
     case Errc::refused:
       return "refused";
     case Errc::bad_request:
@@ -166,7 +169,7 @@ std::string_view to_string(Errc code) {
 
 bool is_transient(Errc code) {
   return code == Errc::broker_not_running || code == Errc::broker_unavailable ||
-         code == Errc::timeout;
+         code == Errc::timeout || code == Errc::rate_limited;
 }
 
 TokenError::TokenError(Error error) : std::runtime_error(error.message), error_(std::move(error)) {}
@@ -189,8 +192,9 @@ std::chrono::milliseconds broker_wait(std::chrono::milliseconds timeout) {
   return std::max<std::chrono::milliseconds>(timeout - margin, 1ms);
 }
 
-std::string token_target(const Request& request, std::chrono::milliseconds wait) {
-  std::string target = std::string(routes::kToken) + "?resource=" + encode(request.resource);
+std::string token_target(const Request& request, std::chrono::milliseconds wait,
+                         std::string_view route) {
+  std::string target = std::string(route) + "?resource=" + encode(request.resource);
   if (!request.client_id.empty()) target += "&client_id=" + encode(request.client_id);
   if (!request.object_id.empty()) target += "&object_id=" + encode(request.object_id);
   if (!request.mi_res_id.empty()) target += "&mi_res_id=" + encode(request.mi_res_id);
@@ -213,7 +217,13 @@ Result interpret_answer(const Answer& answer, const Request& request, const Opti
                                      : "retry later";
   const std::string http = "HTTP " + std::to_string(status);
 
-  if (status == 503 || status == 429) {
+  if (status == 429) {
+    return make_error(Errc::rate_limited, status,
+                      "token broker refused to force another refresh for " + resource +
+                          " yet: " + what + " (" + retry_hint + ")",
+                      retry_after);
+  }
+  if (status == 503) {
     return make_error(Errc::broker_unavailable, status,
                       "token broker could not get a token for " + resource + ": " + what + " (" +
                           retry_hint + ")",
@@ -293,7 +303,12 @@ Error transport_error(boost::system::error_code ec, const Options& options) {
 
 Client::Client(Options options) : options_(std::move(options)) {}
 
-Result Client::get_token(const Request& request) const {
+namespace {
+
+/// Sends `http_request` (its target set) and reads the answer; `is_new`, when not null, gets a
+/// forced refresh's "new".
+Result exchange(const Options& options_, const Request& request, tb::http::Request http_request,
+                bool* is_new) {
   // Checked here because Asio throws for a path that does not fit in sockaddr_un.
   if (options_.socket_path.empty() || options_.socket_path.size() > kMaxSocketPath) {
     return make_error(Errc::bad_request, 0,
@@ -306,8 +321,6 @@ Result Client::get_token(const Request& request) const {
                       "no resource to ask the token broker for; name one, e.g. "
                       "https://database.windows.net/");
   }
-  tb::http::Request http_request;
-  http_request.target = token_target(request, broker_wait(options_.timeout));
   http_request.headers = {{"Accept", "application/json"}, {"User-Agent", "token_client"}};
   try {
     auto response = tb::http::request_unix(options_.socket_path, std::move(http_request),
@@ -320,7 +333,14 @@ Result Client::get_token(const Request& request) const {
                                            : std::string_view(retry_after->value().data(),
                                                               retry_after->value().size()),
                         .body = response->body()};
-    return interpret_answer(answer, request, options_);
+    auto result = interpret_answer(answer, request, options_);
+    if (result && is_new != nullptr) {
+      // A forced refresh's answer says whether the token is new; absent: take it as new.
+      const json parsed = json::parse(answer.body, nullptr, false);
+      const auto it = parsed.find("new");
+      *is_new = it == parsed.end() || !it->is_boolean() || it->get<bool>();
+    }
+    return result;
   } catch (const boost::system::system_error& error) {
     return transport_error(error.code(), options_);
   } catch (const std::exception& error) {
@@ -328,6 +348,27 @@ Result Client::get_token(const Request& request) const {
         Errc::protocol_error, 0,
         "asking the token broker at " + options_.socket_path + " failed: " + error.what());
   }
+}
+
+}  // namespace
+
+Result Client::get_token(const Request& request) const {
+  tb::http::Request http_request;
+  http_request.target = token_target(request, broker_wait(options_.timeout), routes::kToken);
+  return exchange(options_, request, std::move(http_request), nullptr);
+}
+
+RefreshResult Client::refresh(const Request& request, std::string_view rejected_token) const {
+  tb::http::Request http_request;
+  http_request.method = boost::beast::http::verb::post;
+  http_request.target = token_target(request, broker_wait(options_.timeout), routes::kRefresh);
+  if (!rejected_token.empty()) {
+    http_request.target += "&token_sha256=" + tb::hex(tb::sha256(rejected_token));
+  }
+  bool is_new = true;
+  auto token = exchange(options_, request, std::move(http_request), &is_new);
+  if (!token) return token.error();
+  return Refreshed{std::move(*token), is_new};
 }
 
 }  // namespace token_client

@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <array>
 #include <stdexcept>
 
 namespace tb {
@@ -105,6 +106,22 @@ std::string random_base64url(std::size_t bytes) {
     fail("RAND_bytes");
   }
   return base64url_encode(raw);
+}
+
+std::string random_uuid() {
+  std::array<unsigned char, 16> raw{};
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) fail("RAND_bytes");
+  raw[6] = static_cast<unsigned char>((raw[6] & 0x0f) | 0x40);  // version 4
+  raw[8] = static_cast<unsigned char>((raw[8] & 0x3f) | 0x80);  // variant 10
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(36);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+    out += kDigits[raw[i] >> 4];
+    out += kDigits[raw[i] & 0x0f];
+  }
+  return out;
 }
 
 Key generate_rsa_key(int bits) {

@@ -152,6 +152,7 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
   const auto route = route_of(path);
   const bool imds = route == kImdsRoute;
   const bool app_service = route == kAppServiceRoute;
+  const bool refresh = route == kRefreshRoute;
 
   TokenQuery query;
   query.shape = imds ? Shape::imds : app_service ? Shape::app_service : Shape::v1;
@@ -186,6 +187,7 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
   bool identity_seen = false;
   bool min_validity_seen = false;
   bool timeout_seen = false;
+  bool hash_seen = false;
   for (auto param : parsed->params()) {
     const std::string& name = param.key;
     const std::string& value = param.value;
@@ -242,11 +244,21 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
                            std::string(kAppServiceRoute) + "; use " +
                            std::string(kAppServiceApiVersion) + " (header X-IDENTITY-HEADER)");
       }
+    } else if (refresh && name == "token_sha256") {
+      if (hash_seen) return bad_request("parameter 'token_sha256' given more than once");
+      hash_seen = true;
+      if (value.size() != 64 || value.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return bad_request(
+            "parameter 'token_sha256' must be the rejected token's SHA-256 as 64 lower-case hex "
+            "digits");
+      }
+      query.rejected_sha256 = value;
     } else if (!imds && !app_service) {
-      // IMDS and App Service ignore parameters they do not know; our own route names typos.
+      // IMDS and App Service ignore parameters they do not know; our own routes name typos.
       return bad_request("unknown parameter '" + name +
                          "' (known: resource, client_id, object_id, mi_res_id, min_validity, "
-                         "timeout)");
+                         "timeout" +
+                         (refresh ? std::string(", token_sha256") : std::string()) + ")");
     }
     if (problem) return *problem;
   }
@@ -349,6 +361,15 @@ std::string token_body(const Token& token, const TokenQuery& query, SteadyTime n
   return body;
 }
 
+std::string refresh_body(const Token& token, const TokenQuery& query, SteadyTime now, bool is_new) {
+  TokenQuery v1 = query;
+  v1.shape = Shape::v1;
+  std::string body = token_body(token, v1, now);
+  body.pop_back();  // the closing brace
+  body += is_new ? R"(,"new":true})" : R"(,"new":false})";
+  return body;
+}
+
 const std::string& TokenBodies::body(const TokenPtr& token, const TokenQuery& query,
                                      SteadyTime now) {
   auto& rendered = rendered_.at(static_cast<std::size_t>(query.shape));
@@ -372,6 +393,7 @@ Response make_error(const Request& request, const HttpError& error) {
 
 HttpError to_http_error(const TokenError& error) {
   unsigned status = 503;
+  if (error.kind == TokenError::Kind::rate_limited) status = 429;
   if (error.kind == TokenError::Kind::upstream_rejected) {
     if (error.upstream_status == 400) status = 400;
     if (error.upstream_status == 401 || error.upstream_status == 403) status = 403;

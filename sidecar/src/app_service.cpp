@@ -2,6 +2,7 @@
 
 #include "broker/imds.hpp"
 
+#include "tb/crypto.hpp"
 #include "tb/http_client.hpp"
 
 #include <boost/beast/core/error.hpp>
@@ -123,6 +124,21 @@ AppServiceSource::AppServiceSource(AppServiceSettings settings, const Clock& clo
 
 boost::asio::awaitable<FetchResult> AppServiceSource::fetch(const TokenKey& key,
                                                             std::chrono::milliseconds timeout) {
+  co_return co_await call(path_ + app_service_query(key), timeout);
+}
+
+boost::asio::awaitable<FetchResult> AppServiceSource::fetch_replacing(
+    const TokenKey& key, std::chrono::milliseconds timeout,
+    const std::string& token_sha256_to_refresh) {
+  std::string target = path_ + app_service_query(key);
+  // Lower-case hex needs no encoding.
+  if (!token_sha256_to_refresh.empty())
+    target += "&token_sha256_to_refresh=" + token_sha256_to_refresh;
+  co_return co_await call(std::move(target), timeout);
+}
+
+boost::asio::awaitable<FetchResult> AppServiceSource::call(std::string target,
+                                                           std::chrono::milliseconds timeout) {
   std::string header = settings_.identity_header;
   if (!settings_.identity_header_file.empty()) {
     // Re-read for every call, so that a rotated secret needs no restart.
@@ -141,8 +157,10 @@ boost::asio::awaitable<FetchResult> AppServiceSource::fetch(const TokenKey& key,
                          std::nullopt};
   }
 
+  const std::string request_id = tb::random_uuid();
   tb::http::Request request;
-  request.target = path_ + app_service_query(key);
+  request.target = std::move(target);
+  request.headers.emplace_back(kClientRequestIdHeader, request_id);
   request.host = host_header_;
   request.headers.emplace_back("X-IDENTITY-HEADER", std::move(header));
   request.headers.emplace_back("Accept", "application/json");
@@ -157,16 +175,20 @@ boost::asio::awaitable<FetchResult> AppServiceSource::fetch(const TokenKey& key,
     response = co_await tb::http::async_request_tcp(host_, port_, std::move(request), limits);
   }
   if (!response) {
-    co_return transport_error(response.error(), settings_.endpoint, timeout, host_,
-                              settings_.ca_file);
+    co_return with_request_id(
+        transport_error(response.error(), settings_.endpoint, timeout, host_, settings_.ca_file),
+        request_id);
   }
   const auto status = response->result_int();
   if (status != 200) {
-    co_return app_service_error(status, response->body(),
-                                response->base()[boost::beast::http::field::retry_after],
-                                clock_.system_now());
+    co_return with_request_id(
+        app_service_error(status, response->body(),
+                          response->base()[boost::beast::http::field::retry_after],
+                          clock_.system_now()),
+        request_id);
   }
-  co_return parse_token_response(response->body(), clock_.system_now());
+  co_return with_request_id(parse_token_response(response->body(), clock_.system_now()),
+                            request_id);
 }
 
 }  // namespace broker

@@ -40,8 +40,8 @@ namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 std::string route_label(std::string_view path) {
-  for (std::string_view known :
-       {kTokenRoute, kImdsRoute, kAppServiceRoute, kHealthRoute, kReadyRoute, kMetricsRoute}) {
+  for (std::string_view known : {kTokenRoute, kRefreshRoute, kImdsRoute, kAppServiceRoute,
+                                 kHealthRoute, kReadyRoute, kMetricsRoute}) {
     if (path == known) return std::string(known);
   }
   return "other";
@@ -55,7 +55,8 @@ struct Broker::Impl {
         source(make_source()),
         cache(io.get_executor(), *source, clock, random_jitter(),
               CacheOptions{config.retry, config.upstream_timeout, config.error_ttl,
-                           config.upstream_concurrency, 256, config.prefetch_jitter},
+                           config.upstream_concurrency, 256, config.prefetch_jitter,
+                           config.force_refresh_interval, config.idle_evict},
               metrics),
         api{config.default_identity, config.min_validity, config.request_timeout},
         limits{config.max_header_bytes, config.header_timeout, config.idle_timeout,
@@ -166,10 +167,45 @@ struct Broker::Impl {
     co_return make_error(request, error);
   }
 
+  /// POST kRefreshRoute: a forced refresh (TokenCache::refresh).
+  asio::awaitable<Response> forced_refresh(const Request& request) {
+    auto parsed = parse_token_request(request, api);
+    if (auto* error = std::get_if<HttpError>(&parsed)) co_return make_error(request, *error);
+    const auto query = std::move(std::get<TokenQuery>(parsed));
+    const auto start = clock.steady_now();
+    auto result = co_await cache.refresh(query.key, query.rejected_sha256, query.min_validity,
+                                         start + query.wait);
+    if (auto* refreshed = std::get_if<Refreshed>(&result)) {
+      co_return make_response(
+          request, http::status::ok,
+          refresh_body(*refreshed->token, query, clock.steady_now(), refreshed->is_new));
+    }
+    const auto error = to_http_error(std::get<TokenError>(result));
+    tb::log::info("forced refresh not served", {{"resource", query.key.resource},
+                                                {"identity", to_string(query.key.identity)},
+                                                {"status", error.status},
+                                                {"error", error.error},
+                                                {"description", error.description}});
+    co_return make_error(request, error);
+  }
+
+  Response post_only(const Request& request) {
+    auto response = make_error(
+        request, HttpError{405, "method_not_allowed", "only POST is allowed on this route", 0s});
+    response.set(http::field::allow, "POST");
+    return response;
+  }
+
   asio::awaitable<Response> handle_socket(const Request& request) {
     const auto path = route_of(target_path(request.target()));
     Response response;
-    if (path == kTokenRoute || path == kImdsRoute) {
+    if (path == kRefreshRoute) {
+      if (request.method() == http::verb::post) {
+        response = co_await forced_refresh(request);
+      } else {
+        response = post_only(request);
+      }
+    } else if (path == kTokenRoute || path == kImdsRoute) {
       // (No co_await inside ?: — GCC 12 miscompiles that.)
       if (request.method() == http::verb::get) {
         std::optional<TokenQuery> query;

@@ -1,6 +1,7 @@
 #include "broker/cache.hpp"
 
 #include "broker/refresh.hpp"
+#include "tb/crypto.hpp"
 #include "tb/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -68,6 +69,8 @@ std::string_view to_string(TokenError::Kind kind) {
       return "upstream_rejected";
     case TokenError::Kind::unavailable:
       return "token_unavailable";
+    case TokenError::Kind::rate_limited:
+      return "refresh_rate_limited";
   }
   return "token_unavailable";
 }
@@ -91,6 +94,16 @@ struct TokenCache::Entry {
   int failures = 0;
   asio::steady_timer wake;
   std::vector<asio::steady_timer*> waiters;
+
+  // Forced refresh (refresh()): at most one generation is asked for or in flight at a time.
+  bool force_requested = false;         ///< the next upstream attempt is a forced one
+  bool force_in_call = false;           ///< the attempt in flight is a forced one
+  std::uint64_t force_generation = 0;   ///< forced refreshes asked for so far
+  std::uint64_t force_completed = 0;    ///< the last generation whose attempt has ended
+  bool force_ok = false;                ///< whether that attempt got a token
+  std::string force_replacing;          ///< SHA-256 of the token it replaces (empty: none held)
+  std::optional<SteadyTime> forced_at;  ///< when the last forced refresh was asked for
+  SteadyTime last_used{};               ///< when a caller last asked for it (idle_evict)
 };
 
 TokenCache::TokenCache(asio::any_io_executor executor, Source& source, const Clock& clock,
@@ -109,14 +122,16 @@ TokenCache::Entry* TokenCache::find_or_create(const TokenKey& key) {
   if (auto it = entries_.find(flat); it != entries_.end()) return it->second.get();
   if (entries_.size() >= options_.max_entries) return nullptr;
   auto [it, inserted] = entries_.emplace(std::move(flat), std::make_unique<Entry>(executor_, key));
+  it->second->last_used = clock_.steady_now();
   return it->second.get();
 }
 
 TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity, SteadyTime now) {
   const auto it = entries_.find(key.flat());
   if (it == entries_.end()) return nullptr;
-  const Entry& entry = *it->second;
-  if (!entry.token || !usable(*entry.token, now, min_validity)) return nullptr;
+  Entry& entry = *it->second;
+  if (!entry.token || suspect(entry) || !usable(*entry.token, now, min_validity)) return nullptr;
+  entry.last_used = now;
   metrics_.cache_hit();
   if (entry.failures > 0 && now >= entry.refresh_at) metrics_.stale_serve();
   return entry.token;
@@ -144,19 +159,26 @@ void TokenCache::start(Entry& entry, std::chrono::milliseconds delay) {
   });
 }
 
+bool TokenCache::suspect(const Entry& entry) {
+  return entry.force_requested || entry.force_in_call;
+}
+
+TokenError TokenCache::too_many_error() const {
+  return TokenError{TokenError::Kind::too_many_tokens,
+                    "the broker already holds " + std::to_string(options_.max_entries) +
+                        " distinct tokens; ask for fewer distinct resources/identities",
+                    30s};
+}
+
 asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds min_validity,
                                            SteadyTime deadline) {
   Entry* entry = find_or_create(key);
-  if (entry == nullptr) {
-    co_return TokenError{TokenError::Kind::too_many_tokens,
-                         "the broker already holds " + std::to_string(options_.max_entries) +
-                             " distinct tokens; ask for fewer distinct resources/identities",
-                         30s};
-  }
+  if (entry == nullptr) co_return too_many_error();
+  entry->last_used = clock_.steady_now();
   bool waited = false;
   for (;;) {
     const auto now = clock_.steady_now();
-    if (entry->token && usable(*entry->token, now, min_validity)) {
+    if (entry->token && !suspect(*entry) && usable(*entry->token, now, min_validity)) {
       if (waited) {
         metrics_.cache_wait();
       } else {
@@ -172,7 +194,9 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
       co_return fail_fast_error(*entry, *entry->last_error, now);
     // Until when this caller sleeps unless woken by a new token or error.
     SteadyTime sleep_until = deadline;
-    if (entry->state == Entry::State::idle) {
+    if (suspect(*entry)) {
+      // A forced refresh is under way (refresh() started the loop): wait for its token.
+    } else if (entry->state == Entry::State::idle) {
       start(*entry);
     } else if (entry->state == Entry::State::delayed_start) {
       entry->wake.cancel();  // a caller needs it now: no more waiting for the prefetch's turn
@@ -205,6 +229,114 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
   }
 }
 
+asio::awaitable<RefreshResult> TokenCache::refresh(TokenKey key, std::string rejected_sha256,
+                                                   std::chrono::seconds min_validity,
+                                                   SteadyTime deadline) {
+  Entry* entry = find_or_create(key);
+  if (entry == nullptr) co_return too_many_error();
+  if (stopped_) {
+    co_return TokenError{TokenError::Kind::shutting_down, "token-broker is shutting down", 1s};
+  }
+  auto now = clock_.steady_now();
+  entry->last_used = now;
+  json fields = {{"resource", entry->key.resource}, {"identity", to_string(entry->key.identity)}};
+  if (!rejected_sha256.empty()) fields["rejected_sha256"] = rejected_sha256.substr(0, 12);
+  const auto outcome = [&](std::string_view what) {
+    metrics_.forced_refresh(what);
+    fields["outcome"] = what;
+  };
+
+  std::uint64_t generation = 0;
+  bool shared = false;
+  if (suspect(*entry)) {
+    // Another caller's forced refresh is asked for or in flight: share it.
+    generation = entry->force_generation;
+    shared = true;
+  } else if (!rejected_sha256.empty() && entry->token && entry->token->sha256 != rejected_sha256 &&
+             usable(*entry->token, now, min_validity)) {
+    // The held token has already replaced the rejected one (another caller's forced refresh,
+    // or the schedule's): no upstream call.
+    outcome("already_replaced");
+    fields["token_sha256"] = entry->token->fingerprint;
+    tb::log::info("forced refresh answered with the token already held", fields);
+    co_return Refreshed{entry->token, true, true};
+  } else {
+    if (entry->last_error && now < entry->fail_fast_until) {
+      outcome("failed");
+      co_return fail_fast_error(*entry, *entry->last_error, now);
+    }
+    if (entry->forced_at && now < *entry->forced_at + options_.force_refresh_interval) {
+      outcome("rate_limited");
+      tb::log::warn("forced refresh refused: too soon after the last one", fields);
+      co_return TokenError{
+          TokenError::Kind::rate_limited,
+          "the token for " + key_text(entry->key) + " was force-refreshed " +
+              one_decimal_seconds(now - *entry->forced_at) +
+              " ago; at most one forced refresh "
+              "per " +
+              std::to_string(options_.force_refresh_interval.count()) +
+              " s per resource and identity (--force-refresh-interval): retry after the delay, "
+              "and if the new token is rejected too, check the identity's role assignments",
+          ceil_seconds(*entry->forced_at + options_.force_refresh_interval - now)};
+    }
+    if (entry->state == Entry::State::backing_off && entry->next_attempt_at >= deadline) {
+      // The upstream is failing and its backoff ends after this caller's wait: a forced call
+      // must not break the backoff (nor Retry-After) that protects the upstream.
+      outcome("failed");
+      co_return backing_off_error(*entry, now);
+    }
+    entry->forced_at = now;
+    entry->force_requested = true;
+    generation = ++entry->force_generation;
+    entry->force_replacing = !rejected_sha256.empty() ? rejected_sha256
+                             : entry->token           ? entry->token->sha256
+                                                      : std::string();
+    switch (entry->state) {
+      case Entry::State::idle:
+        start(*entry);
+        break;
+      case Entry::State::delayed_start:
+      case Entry::State::waiting_refresh:
+        entry->wake.cancel();  // the loop's next attempt, now, is the forced one
+        break;
+      case Entry::State::backing_off:  // the attempt after the backoff is the forced one
+      case Entry::State::fetching:     // the attempt in flight, or the next (see run)
+        break;
+    }
+  }
+  const std::string replacing = entry->force_replacing;
+  while (entry->force_completed < generation) {
+    if (stopped_) {
+      co_return TokenError{TokenError::Kind::shutting_down, "token-broker is shutting down", 1s};
+    }
+    now = clock_.steady_now();
+    if (now >= deadline) {
+      outcome("failed");
+      co_return timeout_error(*entry, now);
+    }
+    asio::steady_timer timer(executor_, deadline - now);
+    entry->waiters.push_back(&timer);
+    co_await timer.async_wait(use_nothrow);
+    std::erase(entry->waiters, &timer);
+  }
+  now = clock_.steady_now();
+  if (!entry->force_ok || !entry->token) {
+    outcome("failed");
+    if (entry->last_error && now < entry->fail_fast_until) {
+      co_return fail_fast_error(*entry, *entry->last_error, now);
+    }
+    co_return TokenError{
+        TokenError::Kind::unavailable,
+        "the forced refresh of the token for " + key_text(entry->key) + " failed: " +
+            (entry->last_error ? describe(*entry->last_error) : std::string("no token")) +
+            (entry->token ? "; the broker serves the token it held again" : ""),
+        entry->next_attempt_at > now ? ceil_seconds(entry->next_attempt_at - now) : 1s};
+  }
+  const bool is_new = entry->token->sha256 != replacing;
+  outcome(shared ? "shared" : is_new ? "new_token" : "same_token");
+  co_return Refreshed{entry->token, is_new, shared};
+}
+
 bool TokenCache::wanted(const Entry& entry) const {
   return !stopped_ && (entry.prefetch || entry.token || !entry.waiters.empty());
 }
@@ -223,12 +355,26 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
       release_slot();
       break;
     }
+    // A forced refresh asked for before this attempt started makes it a forced one.
+    const bool forced = entry.force_requested;
+    const std::uint64_t force_generation = entry.force_generation;
+    std::string replacing;
+    if (forced) {
+      entry.force_requested = false;
+      entry.force_in_call = true;
+      replacing = entry.force_replacing;
+    }
     const auto started = clock_.steady_now();
     entry.call_started_at = started;
     entry.in_call = true;
     FetchResult result = FetchError{0, "internal_error", "the source failed", std::nullopt};
     try {
-      result = co_await source_.fetch(entry.key, options_.attempt_timeout);
+      // (No co_await inside ?: — GCC 12 miscompiles that.)
+      if (forced) {
+        result = co_await source_.fetch_replacing(entry.key, options_.attempt_timeout, replacing);
+      } else {
+        result = co_await source_.fetch(entry.key, options_.attempt_timeout);
+      }
     } catch (const std::exception& e) {
       // Keep the loop (and its upstream slot) alive: a throwing source is one failed attempt.
       result = FetchError{0, "internal_error", e.what(), std::nullopt};
@@ -238,6 +384,7 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
       *failed = redact_upstream_error(std::move(*failed));
     }
     entry.in_call = false;
+    entry.force_in_call = false;
     release_slot();
     if (stopped_) break;
     const auto now = clock_.steady_now();
@@ -246,10 +393,16 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
                    {"identity", to_string(entry.key.identity)},
                    {"source", source_.name()},
                    {"duration_ms", static_cast<std::int64_t>(took * 1000)}};
+    if (forced) fields["forced"] = true;
+    std::visit(
+        [&](const auto& outcome) {
+          if (!outcome.request_id.empty()) fields["request_id"] = outcome.request_id;
+        },
+        result);
 
     std::chrono::milliseconds delay{};
     if (auto* fresh = std::get_if<UpstreamToken>(&result)) {
-      if (entry.token && !is_newer(*fresh, *entry.token)) {
+      if (!forced && entry.token && !is_newer(*fresh, *entry.token)) {
         // The upstream handed back the token we hold (or an older one): keep ours and back off
         // so that an upstream cache cannot drive us into a hot loop.
         ++entry.failures;
@@ -260,6 +413,8 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
                                       "one held",
                                       std::nullopt};
         delay = backoff_delay(entry.failures, options_.retry, jitter_());
+        // A forced refresh asked for during this call is made now: it skips this check.
+        if (entry.force_requested) delay = {};
         entry.state = Entry::State::backing_off;
         fields["token_sha256"] = tb::log::fingerprint(fresh->access_token);
         fields["retry_in_ms"] = delay.count();
@@ -287,7 +442,8 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
                {"expires_on", fresh->expires_on}});
         }
         token->acquired_at = now;
-        token->fingerprint = tb::log::fingerprint(fresh->access_token);
+        token->sha256 = tb::hex(tb::sha256(fresh->access_token));
+        token->fingerprint = token->sha256.substr(0, 12);  // as tb::log::fingerprint
         token->upstream = std::move(*fresh);
         delay = refresh_delay(token->upstream.expires_in, token->upstream.refresh_in, jitter_());
         fields["token_sha256"] = token->fingerprint;
@@ -301,6 +457,21 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
         entry.fail_fast_until = {};
         entry.refresh_at = now + delay;
         entry.state = Entry::State::waiting_refresh;
+        if (forced) {
+          fields["new"] = entry.token->sha256 != replacing;
+          entry.force_completed = force_generation;
+          entry.force_ok = true;
+        } else if (entry.force_requested) {
+          if (entry.token->sha256 != entry.force_replacing) {
+            // A forced refresh asked for during this call: this token already replaces the
+            // rejected one.
+            entry.force_requested = false;
+            entry.force_completed = entry.force_generation;
+            entry.force_ok = true;
+          } else {
+            delay = {};  // the forced attempt, now
+          }
+        }
         fields["status"] = 200;
         metrics_.upstream("ok", took);
         tb::log::info("token acquired", fields);
@@ -326,6 +497,16 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
       fields["holding_token"] = static_cast<bool>(entry.token);
       tb::log::warn("upstream call failed", fields);
       entry.last_error = std::move(error);
+      if (forced) {
+        entry.force_completed = force_generation;
+        entry.force_ok = false;
+      } else if (entry.force_requested) {
+        // A forced refresh asked for during this failed call fails with it, rather than keep
+        // the held token from other callers for the whole backoff.
+        entry.force_requested = false;
+        entry.force_completed = entry.force_generation;
+        entry.force_ok = false;
+      }
       entry.state = Entry::State::backing_off;
       if (fail_fast && !entry.token && !entry.prefetch) {
         // Nobody is served by trying again soon: the waiters get this error now.
@@ -344,8 +525,26 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
     // Woken early (a caller needs a longer-lived token) or on time: either way, fetch again,
     // unless nobody needs this entry any more.
     if (!wanted(entry)) break;
+    if (idle(entry)) {
+      // Nobody asked for it in --idle-evict: stop refreshing it, and forget it.
+      const auto idle_for =
+          std::chrono::duration_cast<std::chrono::seconds>(clock_.steady_now() - entry.last_used);
+      tb::log::info("token dropped: not asked for in --idle-evict",
+                    {{"resource", entry.key.resource},
+                     {"identity", to_string(entry.key.identity)},
+                     {"idle_s", idle_for.count()},
+                     {"idle_evict_s", options_.idle_evict.count()}});
+      metrics_.eviction();
+      entries_.erase(entry.key.flat());  // destroys `entry`: nothing may touch it after this
+      co_return;
+    }
   }
   entry.state = Entry::State::idle;
+}
+
+bool TokenCache::idle(const Entry& entry) const {
+  return options_.idle_evict.count() > 0 && !entry.prefetch && entry.waiters.empty() &&
+         !suspect(entry) && clock_.steady_now() - entry.last_used >= options_.idle_evict;
 }
 
 asio::awaitable<void> TokenCache::acquire_slot() {

@@ -175,6 +175,17 @@ const std::vector<Flag>& flags() {
        "request that needs the token starts the call at once).",
        int_range(0, 300,
                  [](Config& c, std::int64_t v) { c.prefetch_jitter = std::chrono::seconds(v); })},
+      {"force-refresh-interval", "SECONDS",
+       "At most one forced refresh (POST /v1/token/refresh) per resource and identity in this "
+       "time; further ones share the call in flight or get 429 with Retry-After (default 30).",
+       int_range(
+           1, 3600,
+           [](Config& c, std::int64_t v) { c.force_refresh_interval = std::chrono::seconds(v); })},
+      {"idle-evict", "SECONDS",
+       "A token nobody asked for in this long is not refreshed but dropped when its refresh "
+       "comes (--prefetch resources never are; default 3600, 0: never).",
+       int_range(0, 604'800,  // a week
+                 [](Config& c, std::int64_t v) { c.idle_evict = std::chrono::seconds(v); })},
       {"client-id", "ID", "Default identity (user-assigned client ID) for requests that name none.",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
          c.default_identity = v.empty() ? Identity{} : Identity{Identity::Kind::client_id, v};

@@ -316,21 +316,28 @@ ImdsSource::ImdsSource(std::string endpoint, const Clock& clock)
 
 boost::asio::awaitable<FetchResult> ImdsSource::fetch(const TokenKey& key,
                                                       std::chrono::milliseconds timeout) {
+  const std::string request_id = tb::random_uuid();
   tb::http::Request request;
   request.target = base_path_ + imds_target(key);
   request.headers.emplace_back("Metadata", "true");
+  request.headers.emplace_back(kClientRequestIdHeader, request_id);
   request.host = host_;
   // Named arguments only: GCC 12 mishandles class temporaries that live across a co_await.
   const tb::http::Limits limits{timeout, kMaxUpstreamBody};
   auto response = co_await tb::http::async_request_tcp(host_, port_, std::move(request), limits);
-  if (!response) co_return transport_error(response.error(), endpoint_, timeout);
+  if (!response) {
+    co_return with_request_id(transport_error(response.error(), endpoint_, timeout), request_id);
+  }
   const auto status = response->result_int();
   if (status != 200) {
-    co_return upstream_error(status, response->body(),
-                             response->base()[boost::beast::http::field::retry_after],
-                             clock_.system_now());
+    co_return with_request_id(
+        upstream_error(status, response->body(),
+                       response->base()[boost::beast::http::field::retry_after],
+                       clock_.system_now()),
+        request_id);
   }
-  co_return parse_token_response(response->body(), clock_.system_now());
+  co_return with_request_id(parse_token_response(response->body(), clock_.system_now()),
+                            request_id);
 }
 
 }  // namespace broker

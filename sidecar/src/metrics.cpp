@@ -70,6 +70,15 @@ std::string Metrics::render(const std::vector<Expiry>& expiries) const {
   header(out, "token_broker_stale_serves_total", "counter",
          "Tokens served after their refresh time because refreshing failed.");
   fmt::format_to(it, "token_broker_stale_serves_total {}\n", stale_serves_);
+  header(out, "token_broker_forced_refreshes_total", "counter",
+         "Forced refreshes (POST /v1/token/refresh), by outcome.");
+  for (const auto& [outcome, count] : forced_refreshes_) {
+    fmt::format_to(it, "token_broker_forced_refreshes_total{{outcome=\"{}\"}} {}\n", label(outcome),
+                   count);
+  }
+  header(out, "token_broker_idle_evictions_total", "counter",
+         "Tokens dropped because nobody asked for them in --idle-evict.");
+  fmt::format_to(it, "token_broker_idle_evictions_total {}\n", evictions_);
   header(out, "token_broker_active_connections", "gauge", "Open client connections.");
   fmt::format_to(it, "token_broker_active_connections {}\n", active_connections_);
   header(out, "token_broker_token_expiry_seconds", "gauge",

@@ -3,6 +3,7 @@
 #include "broker/imds.hpp"
 #include "broker/retry.hpp"
 
+#include "tb/crypto.hpp"
 #include "tb/http_client.hpp"
 #include "tb/log.hpp"
 
@@ -215,9 +216,11 @@ boost::asio::awaitable<FetchResult> WorkloadIdentitySource::fetch(
                                     {"resource", key.resource},
                                     {"assertion_sha256", tb::log::fingerprint(*assertion)}});
 
+  const std::string request_id = tb::random_uuid();
   tb::http::Request request;
   request.method = boost::beast::http::verb::post;
   request.target = target_;
+  request.headers.emplace_back(kClientRequestIdHeader, request_id);
   request.host = port_ == "443" ? host_ : host_ + ":" + port_;
   request.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
   request.headers.emplace_back("Accept", "application/json");
@@ -228,15 +231,19 @@ boost::asio::awaitable<FetchResult> WorkloadIdentitySource::fetch(
   auto response = co_await tb::http::async_request_https(std::move(tls), host_, port_,
                                                          std::move(request), limits);
   if (!response) {
-    co_return transport_error(response.error(), token_url_, timeout, host_, settings_.ca_file);
+    co_return with_request_id(
+        transport_error(response.error(), token_url_, timeout, host_, settings_.ca_file),
+        request_id);
   }
   const auto status = response->result_int();
   if (status != 200) {
-    co_return entra_error(status, response->body(),
-                          response->base()[boost::beast::http::field::retry_after],
-                          clock_.system_now());
+    co_return with_request_id(
+        entra_error(status, response->body(),
+                    response->base()[boost::beast::http::field::retry_after], clock_.system_now()),
+        request_id);
   }
-  co_return parse_token_response(response->body(), clock_.system_now());
+  co_return with_request_id(parse_token_response(response->body(), clock_.system_now()),
+                            request_id);
 }
 
 }  // namespace broker

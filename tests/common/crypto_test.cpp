@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+#include <set>
 #include <string>
 
 namespace tb {
@@ -81,6 +83,18 @@ TEST(RandomBase64Url, GivesThatManyFreshBytes) {
   const auto b = random_base64url(16);
   EXPECT_EQ(base64url_decode(a)->size(), 16u);
   EXPECT_NE(a, b);
+}
+
+TEST(RandomUuid, IsAFreshVersion4UuidInCanonicalForm) {
+  const std::regex canonical(
+      "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  std::set<std::string> seen;
+  for (int i = 0; i < 100; ++i) {
+    const auto id = random_uuid();
+    EXPECT_TRUE(std::regex_match(id, canonical)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 100u);
 }
 
 TEST(PublicKeyPem, RoundTripsAndRefusesOtherText) {

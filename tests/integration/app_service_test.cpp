@@ -6,6 +6,7 @@
 #include "imds_emulator/jwt.hpp"
 #include "jwt_peek.hpp"
 #include "leak_check.hpp"
+#include "tb/crypto.hpp"
 #include "test_ca.hpp"
 
 #include <filesystem>
@@ -100,6 +101,24 @@ TEST_F(AppService, EachIdentityIsSentUnderAppServicesParameterName) {
   auto unknown = get_token("&client_id=99999999-9999-9999-9999-999999999999");
   EXPECT_EQ(unknown.result_int(), 400) << unknown.body();
   EXPECT_NE(description(unknown).find("assigned"), std::string::npos) << unknown.body();
+}
+
+TEST_F(AppService, AForcedRefreshTellsAppServiceWhichTokenToSkip) {
+  // As MSAL does for a revoked token: token_sha256_to_refresh=<SHA-256 of it> makes App
+  // Service's token service skip its own cache.
+  start_app_service_emulator(test_support::write_test_ca(dir_.path()));
+  start_app_service_broker({{"IDENTITY_ENDPOINT", http_endpoint()}, {"IDENTITY_HEADER", kHeader}});
+  const auto first = get_token();
+  ASSERT_EQ(first.result_int(), 200) << first.body();
+  const auto old_token = json::parse(first.body())["access_token"].get<std::string>();
+  const auto hash = tb::hex(tb::sha256(old_token));
+  const auto refreshed = refresh_token("&token_sha256=" + hash);
+  ASSERT_EQ(refreshed.result_int(), 200) << refreshed.body() << "\n" << broker_log();
+  EXPECT_EQ(json::parse(refreshed.body())["new"], true);
+  const auto calls = emulator_calls();
+  ASSERT_EQ(calls.size(), 2u) << calls.dump();
+  EXPECT_FALSE(calls[0].contains("token_sha256_to_refresh")) << calls.dump();
+  EXPECT_EQ(calls[1]["token_sha256_to_refresh"], hash) << calls.dump();
 }
 
 TEST_F(AppService, ARefusedHeaderIsAClearErrorAndTheRotatedHeaderFileIsReRead) {

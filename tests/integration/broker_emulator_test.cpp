@@ -15,6 +15,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 
 namespace integration {
 namespace {
@@ -140,6 +144,33 @@ TEST_F(BrokerWithEmulator, RetryAfterIsHonouredOn429) {
   // The backoff here is at most 100 ms: only Retry-After explains a 2 s wait.
   EXPECT_GE(waited, 1900ms);
   EXPECT_EQ(emulator_stats()["token_requests"], 2);
+}
+
+TEST_F(BrokerWithEmulator, EveryUpstreamAttemptCarriesANewClientRequestIdThatTheLogNames) {
+  start_emulator();
+  set_faults({{"sequence", {{{"status", 503}}}}});
+  start_broker({"--retry-base-ms", "50", "--retry-max-ms", "100"});
+  ASSERT_EQ(get_token().result_int(), 200);
+  const auto calls = emulator_calls();
+  ASSERT_EQ(calls.size(), 2u) << calls.dump();
+  const std::regex uuid("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  std::set<std::string> ids;
+  for (const auto& call : calls) {
+    const auto id = call.value("client_request_id", "");
+    EXPECT_TRUE(std::regex_match(id, uuid)) << call.dump();
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 2u);
+  // The failed attempt and the one that got the token are logged with their ids.
+  std::map<std::string, std::string> logged;  // request_id -> message
+  std::istringstream lines(broker_log());
+  for (std::string line; std::getline(lines, line);) {
+    const auto parsed = json::parse(line, nullptr, false);
+    if (parsed.is_object() && parsed.contains("request_id")) {
+      logged[parsed["request_id"].get<std::string>()] = parsed.value("msg", "");
+    }
+  }
+  for (const auto& id : ids) EXPECT_TRUE(logged.contains(id)) << id << "\n" << broker_log();
 }
 
 TEST_F(BrokerWithEmulator, UpstreamBadRequestFailsFastAndIsRemembered) {

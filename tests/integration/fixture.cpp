@@ -52,9 +52,21 @@ std::string BrokerWithEmulator::emulator_log() const {
   return read_file(dir_.file("emulator.log"));
 }
 
+tb::http::Response BrokerWithEmulator::post(const std::string& target) {
+  return send(tb::http::Request{.method = boost::beast::http::verb::post, .target = target});
+}
+
+tb::http::Response BrokerWithEmulator::refresh_token(const std::string& query_suffix) {
+  return post(std::string("/v1/token/refresh?resource=") + kDatabaseQuery + query_suffix);
+}
+
 tb::http::Response BrokerWithEmulator::get(
     const std::string& target, std::vector<std::pair<std::string, std::string>> headers) {
-  tb::http::Request request{.target = target, .headers = std::move(headers)};
+  return send(tb::http::Request{.target = target, .headers = std::move(headers)});
+}
+
+tb::http::Response BrokerWithEmulator::send(tb::http::Request request) {
+  const std::string target = request.target;
   auto response = tb::http::request_unix(socket_path(), std::move(request), {.timeout = 30s});
   if (!response) {
     ADD_FAILURE() << "request " << target << " failed: " << response.error().message();
@@ -69,6 +81,16 @@ tb::http::Response BrokerWithEmulator::get(
 
 tb::http::Response BrokerWithEmulator::get_token(const std::string& query_suffix) {
   return get(std::string("/v1/token?resource=") + kDatabaseQuery + query_suffix);
+}
+
+json BrokerWithEmulator::emulator_calls() {
+  auto response =
+      tb::http::request_tcp("127.0.0.1", emulator_port_, {.target = "/_emulator/calls"});
+  if (!response) {
+    ADD_FAILURE() << "emulator calls: " << response.error().message();
+    return json::object();
+  }
+  return json::parse(response->body())["calls"];
 }
 
 json BrokerWithEmulator::emulator_stats() {

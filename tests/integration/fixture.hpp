@@ -53,11 +53,20 @@ class BrokerWithEmulator : public ::testing::Test {
   tb::http::Response get(const std::string& target,
                          std::vector<std::pair<std::string, std::string>> headers = {});
   tb::http::Response get_token(const std::string& query_suffix = "");
+  /// POST on the broker's socket (empty body); remembers any access_token it returns.
+  tb::http::Response post(const std::string& target);
+  /// POST /v1/token/refresh?resource=kDatabase + `query_suffix`.
+  tb::http::Response refresh_token(const std::string& query_suffix = "");
 
   json emulator_stats();
+  /// GET /_emulator/calls: the token calls the emulator served, oldest first.
+  json emulator_calls();
   void set_faults(const json& script);
   /// A token (or other credential) that no output may contain.
   void remember_token(const std::string& token) { test_support::leaks::note_token(token); }
+
+  /// Sends `request` to the broker's socket; remembers any access_token it returns.
+  tb::http::Response send(tb::http::Request request);
 
   test_support::TempDir dir_;
   std::string emulator_port_;

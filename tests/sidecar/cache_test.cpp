@@ -5,6 +5,7 @@
 #include "broker/cache.hpp"
 
 #include "fakes.hpp"
+#include "tb/crypto.hpp"
 
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
@@ -55,6 +56,52 @@ struct Pending {
 asio::awaitable<void> do_get(TokenCache& cache, TokenKey key, std::chrono::seconds min_validity,
                              SteadyTime deadline, std::shared_ptr<Pending> out) {
   out->result = co_await cache.get(std::move(key), min_validity, deadline);
+}
+
+/// The result of a refresh() running as its own coroutine.
+struct PendingRefresh {
+  std::optional<RefreshResult> result;
+  bool done() const { return result.has_value(); }
+};
+
+asio::awaitable<void> do_refresh(TokenCache& cache, TokenKey key, std::string rejected,
+                                 SteadyTime deadline, std::shared_ptr<PendingRefresh> out) {
+  out->result = co_await cache.refresh(std::move(key), std::move(rejected), 60s, deadline);
+}
+
+Refreshed expect_refreshed(const PendingRefresh& pending) {
+  if (!pending.result) {
+    ADD_FAILURE() << "refresh() has not finished";
+    return {};
+  }
+  if (const auto* error = std::get_if<TokenError>(&*pending.result)) {
+    ADD_FAILURE() << "expected a token, got " << to_string(error->kind) << ": " << error->detail;
+    return {};
+  }
+  return std::get<Refreshed>(*pending.result);
+}
+
+TokenError expect_refresh_error(const PendingRefresh& pending) {
+  if (!pending.result) {
+    ADD_FAILURE() << "refresh() has not finished";
+    return {};
+  }
+  if (std::holds_alternative<Refreshed>(*pending.result)) {
+    ADD_FAILURE() << "expected an error, got a token";
+    return {};
+  }
+  return std::get<TokenError>(*pending.result);
+}
+
+std::string sha256_hex(const std::string& token) { return tb::hex(tb::sha256(token)); }
+
+/// A labelled counter's value in the /metrics text (0 when absent).
+double labelled_metric(const std::string& text, const std::string& series) {
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return 0;
 }
 
 TokenPtr expect_token(const Pending& pending) {
@@ -138,6 +185,21 @@ class TokenCacheTest : public ::testing::Test {
                            std::chrono::steady_clock::duration by) {
     auto timer = std::make_shared<asio::steady_timer>(io_, after);
     timer->async_wait([this, timer, by](boost::system::error_code) { clock_.advance(by); });
+  }
+
+  std::shared_ptr<PendingRefresh> start_refresh(const TokenKey& key, const std::string& rejected,
+                                                std::chrono::steady_clock::duration wait = 10s) {
+    auto pending = std::make_shared<PendingRefresh>();
+    asio::co_spawn(io_, do_refresh(*cache_, key, rejected, clock_.steady_now() + wait, pending),
+                   asio::detached);
+    return pending;
+  }
+
+  std::shared_ptr<PendingRefresh> refresh(const TokenKey& key, const std::string& rejected,
+                                          std::chrono::steady_clock::duration wait = 10s) {
+    auto pending = start_refresh(key, rejected, wait);
+    EXPECT_TRUE(run_until(io_, [&] { return pending->done(); })) << "refresh() did not finish";
+    return pending;
   }
 
   std::optional<TokenCache::Status> status_of(const TokenKey& key) const {
@@ -604,6 +666,186 @@ TEST_F(TokenCacheTest, NewerTokenFromARefreshClearsTheLastError) {
   ASSERT_TRUE(run_until(io_, [&] { return status_of(kSql)->last_error.empty(); }));
   EXPECT_EQ(expect_token(*get(kSql))->upstream.access_token, "t2");
   EXPECT_EQ(status_of(kSql)->time_left, 3600s);
+}
+
+// ---- forced refresh ----
+
+TEST_F(TokenCacheTest, ForcedRefreshFetchesANewTokenAtOnceAndPassesTheRejectedHash) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  // Expires no later than t1: a scheduled refresh would keep t1 (not newer), a forced one not.
+  source_.then(upstream_token("t2", 3600s, clock_));
+  ASSERT_EQ(expect_token(*get(kSql))->upstream.access_token, "t1");
+
+  const auto refreshed = expect_refreshed(*refresh(kSql, sha256_hex("t1")));
+  ASSERT_NE(refreshed.token, nullptr);
+  EXPECT_EQ(refreshed.token->upstream.access_token, "t2");
+  EXPECT_TRUE(refreshed.is_new);
+  EXPECT_FALSE(refreshed.shared);
+  EXPECT_EQ(refreshed.token->sha256, sha256_hex("t2"));
+  EXPECT_EQ(source_.calls(), 2);
+  EXPECT_EQ(source_.replacing(), (std::vector<std::string>{"", sha256_hex("t1")}));
+  // Everyone gets the new token from the cache now.
+  EXPECT_EQ(expect_token(*get(kSql))->upstream.access_token, "t2");
+  EXPECT_EQ(source_.calls(), 2);
+  EXPECT_EQ(labelled_metric(metrics_text(),
+                            R"(token_broker_forced_refreshes_total{outcome="new_token"})"),
+            1);
+}
+
+TEST_F(TokenCacheTest, ForcedRefreshWithoutAHashReplacesTheHeldToken) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_token("t2", 3600s, clock_));
+  expect_token(*get(kSql));
+  const auto refreshed = expect_refreshed(*refresh(kSql, ""));
+  EXPECT_EQ(refreshed.token->upstream.access_token, "t2");
+  EXPECT_TRUE(refreshed.is_new);
+  EXPECT_EQ(source_.replacing().back(), sha256_hex("t1"));
+}
+
+TEST_F(TokenCacheTest, AnUpstreamHandingBackTheRejectedTokenIsReportedAsNotNew) {
+  source_.always(upstream_token("t1", 3600s, clock_));  // an upstream cache, as IMDS has
+  expect_token(*get(kSql));
+  const auto refreshed = expect_refreshed(*refresh(kSql, sha256_hex("t1")));
+  EXPECT_EQ(refreshed.token->upstream.access_token, "t1");
+  EXPECT_FALSE(refreshed.is_new);
+  EXPECT_EQ(source_.calls(), 2);
+  EXPECT_EQ(labelled_metric(metrics_text(),
+                            R"(token_broker_forced_refreshes_total{outcome="same_token"})"),
+            1);
+}
+
+TEST_F(TokenCacheTest, AHeldTokenOtherThanTheRejectedOneIsAnsweredWithoutAnUpstreamCall) {
+  source_.always(upstream_token("t1", 3600s, clock_));
+  expect_token(*get(kSql));
+  // This caller was rejected with an older token: the held one already replaces it.
+  const auto refreshed = expect_refreshed(*refresh(kSql, sha256_hex("t0")));
+  EXPECT_EQ(refreshed.token->upstream.access_token, "t1");
+  EXPECT_TRUE(refreshed.is_new);
+  EXPECT_TRUE(refreshed.shared);
+  EXPECT_EQ(source_.calls(), 1);
+}
+
+TEST_F(TokenCacheTest, OneForcedRefreshPerIntervalTheNextIsRateLimitedWithRetryAfter) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_token("t2", 3600s, clock_));
+  source_.then(upstream_token("t3", 3600s, clock_));
+  expect_token(*get(kSql));
+  EXPECT_EQ(expect_refreshed(*refresh(kSql, sha256_hex("t1"))).token->upstream.access_token, "t2");
+
+  clock_.advance(10s);
+  const auto limited = expect_refresh_error(*refresh(kSql, sha256_hex("t2")));
+  EXPECT_EQ(limited.kind, TokenError::Kind::rate_limited);
+  EXPECT_EQ(limited.retry_after, 20s);
+  EXPECT_EQ(source_.calls(), 2);
+  // The held token is still served to ordinary callers.
+  EXPECT_EQ(expect_token(*get(kSql))->upstream.access_token, "t2");
+
+  clock_.advance(20s);
+  const auto again = expect_refreshed(*refresh(kSql, sha256_hex("t2")));
+  EXPECT_EQ(again.token->upstream.access_token, "t3");
+  EXPECT_EQ(source_.calls(), 3);
+}
+
+TEST_F(TokenCacheTest, CallersDuringAForcedCallShareItAndNobodyIsServedTheSuspectToken) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_token("t2", 3600s, clock_));
+  expect_token(*get(kSql));
+  source_.hold();
+  auto first = start_refresh(kSql, sha256_hex("t1"));
+  auto second = start_refresh(kSql, sha256_hex("t1"));
+  auto plain = start_get(kSql);
+  ASSERT_TRUE(run_until(io_, [&] { return source_.held() == 1; }));
+  run_for(io_, 20ms);
+  EXPECT_FALSE(first->done());
+  EXPECT_FALSE(second->done());
+  EXPECT_FALSE(plain->done());
+  EXPECT_EQ(cache_->held(kSql, 60s, clock_.steady_now()), nullptr);
+
+  source_.release();
+  ASSERT_TRUE(run_until(io_, [&] { return first->done() && second->done() && plain->done(); }));
+  EXPECT_EQ(expect_refreshed(*first).token->upstream.access_token, "t2");
+  EXPECT_FALSE(expect_refreshed(*first).shared);
+  EXPECT_EQ(expect_refreshed(*second).token->upstream.access_token, "t2");
+  EXPECT_TRUE(expect_refreshed(*second).shared);
+  EXPECT_EQ(expect_token(*plain)->upstream.access_token, "t2");
+  EXPECT_EQ(source_.calls(), 2);
+}
+
+TEST_F(TokenCacheTest, AFailedForcedRefreshIsAnErrorAndTheHeldTokenIsServedAgain) {
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_failure(503));
+  expect_token(*get(kSql));
+  const auto failed = expect_refresh_error(*refresh(kSql, sha256_hex("t1")));
+  EXPECT_EQ(failed.kind, TokenError::Kind::unavailable);
+  EXPECT_NE(failed.detail.find("503"), std::string::npos) << failed.detail;
+  EXPECT_EQ(expect_token(*get(kSql))->upstream.access_token, "t1");
+  EXPECT_EQ(
+      labelled_metric(metrics_text(), R"(token_broker_forced_refreshes_total{outcome="failed"})"),
+      1);
+}
+
+TEST_F(TokenCacheTest, AForcedRefreshOfAKeyNeverFetchedIsAnOrdinaryFirstCall) {
+  source_.always(upstream_token("t1", 3600s, clock_));
+  const auto refreshed = expect_refreshed(*refresh(kVault, ""));
+  EXPECT_EQ(refreshed.token->upstream.access_token, "t1");
+  EXPECT_TRUE(refreshed.is_new);
+  EXPECT_EQ(source_.calls(), 1);
+}
+
+// ---- idle eviction ----
+
+TEST_F(TokenCacheTest, AKeyNobodyAskedForInIdleEvictIsDroppedAtItsRefreshNotRefreshed) {
+  CacheOptions options = fast_options();
+  options.idle_evict = 3600s;
+  make_cache(options);
+  // Day-long tokens that the cache refreshes after 1 s of real time (refresh_in).
+  auto token = [&](const std::string& name) {
+    auto t = upstream_token(name, 86400s, clock_);
+    t.refresh_in = 1s;
+    return t;
+  };
+  source_.always(token("t1"));
+  expect_token(*get(kSql));        // asked for once, then never again
+  expect_token(*get(kSqlAsUser));  // asked for again below
+  cache_->prefetch(kVault);        // prefetched: never dropped
+  ASSERT_TRUE(run_until(io_, [&] { return status_of(kVault) && status_of(kVault)->held; }));
+  ASSERT_EQ(source_.calls(), 3);
+
+  clock_.advance(2h);
+  source_.always(token("t2"));
+  expect_token(*get(kSqlAsUser));
+  ASSERT_TRUE(run_until(
+      io_,
+      [&] {
+        return !status_of(kSql) &&
+               std::count(source_.keys().begin(), source_.keys().end(), kVault) >= 2 &&
+               std::count(source_.keys().begin(), source_.keys().end(), kSqlAsUser) >= 2;
+      },
+      5000ms));
+  EXPECT_EQ(std::count(source_.keys().begin(), source_.keys().end(), kSql), 1)
+      << "an idle key is not refreshed";
+  EXPECT_TRUE(status_of(kVault));
+  EXPECT_TRUE(status_of(kSqlAsUser));
+  EXPECT_EQ(metric(metrics_text(), "token_broker_idle_evictions_total"), 1);
+  // Asked for again, it is fetched again.
+  EXPECT_EQ(expect_token(*get(kSql))->upstream.access_token, "t2");
+  EXPECT_EQ(std::count(source_.keys().begin(), source_.keys().end(), kSql), 2);
+}
+
+TEST_F(TokenCacheTest, IdleEvictZeroKeepsRefreshingEveryKey) {
+  CacheOptions options = fast_options();
+  options.idle_evict = 0s;
+  make_cache(options);
+  auto t1 = upstream_token("t1", 86400s, clock_);
+  t1.refresh_in = 1s;
+  source_.always(t1);
+  expect_token(*get(kSql));
+  clock_.advance(48h - 1s);  // the token is nearly over, and nobody asked for it
+  auto t2 = upstream_token("t2", 86400s, clock_);
+  source_.always(t2);
+  ASSERT_TRUE(run_until(
+      io_, [&] { return source_.calls() >= 2; }, 5000ms));
+  EXPECT_TRUE(status_of(kSql));
 }
 
 // ---- prefetch, status, limits, stop ----

@@ -80,6 +80,22 @@ class FakeSource final : public Source {
 
   boost::asio::awaitable<FetchResult> fetch(const TokenKey& key,
                                             std::chrono::milliseconds timeout) override {
+    replacing_.emplace_back();
+    return call(key, timeout);
+  }
+  boost::asio::awaitable<FetchResult> fetch_replacing(
+      const TokenKey& key, std::chrono::milliseconds timeout,
+      const std::string& token_sha256_to_refresh) override {
+    replacing_.push_back(token_sha256_to_refresh);
+    return call(key, timeout);
+  }
+  /// Per call, in order: the hash a forced refresh passed (fetch_replacing), "" for fetch().
+  const std::vector<std::string>& replacing() const { return replacing_; }
+  std::string_view name() const override { return "fake"; }
+  std::string describe() const override { return "fake source"; }
+
+ private:
+  boost::asio::awaitable<FetchResult> call(TokenKey key, std::chrono::milliseconds timeout) {
     ++calls_;
     ++in_flight_;
     keys_.push_back(key);
@@ -94,10 +110,7 @@ class FakeSource final : public Source {
     --in_flight_;
     co_return next_result();
   }
-  std::string_view name() const override { return "fake"; }
-  std::string describe() const override { return "fake source"; }
 
- private:
   FetchResult next_result() {
     if (script_.empty()) {
       return FetchError{0, "no_script", "the test scripted no answer", std::nullopt};
@@ -110,6 +123,7 @@ class FakeSource final : public Source {
   std::deque<FetchResult> script_;
   std::vector<boost::asio::steady_timer*> held_;
   std::vector<TokenKey> keys_;
+  std::vector<std::string> replacing_;
   std::chrono::milliseconds last_timeout_{0};
   bool holding_ = false;
   int calls_ = 0;

@@ -134,7 +134,9 @@ TEST(TokenClientAnswer, StatusesMapToCodes) {
   EXPECT_EQ(answer(400, body).error().code, Errc::bad_request);
   EXPECT_EQ(answer(404, body).error().code, Errc::bad_request);
   EXPECT_EQ(answer(431, body).error().code, Errc::bad_request);
-  EXPECT_EQ(answer(429, body, "2").error().code, Errc::broker_unavailable);
+  // The broker sends 429 for a forced refresh too soon after the last one.
+  EXPECT_EQ(answer(429, body, "2").error().code, Errc::rate_limited);
+  EXPECT_EQ(answer(429, body, "2").error().retry_after, 2s);
   EXPECT_EQ(answer(500, body).error().code, Errc::broker_unavailable);
   EXPECT_EQ(answer(302, body).error().code, Errc::protocol_error);
   EXPECT_EQ(answer(204, "").error().code, Errc::protocol_error);

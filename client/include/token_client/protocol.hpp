@@ -2,6 +2,7 @@
 // The pure parts of token_client: the request target, and the broker's answer (or a transport
 // failure) turned into a Token or an Error. No I/O here; public so that tests can pin them.
 
+#include "token_client/routes.hpp"
 #include "token_client/token_client.hpp"
 
 #include <boost/system/error_code.hpp>
@@ -18,7 +19,9 @@ std::chrono::milliseconds broker_wait(std::chrono::milliseconds timeout);
 
 /// "/v1/token?resource=R[&client_id=…][&object_id=…][&mi_res_id=…][&min_validity=S]&timeout=T",
 /// every value percent-encoded (only unreserved characters stay as they are); T in seconds.
-std::string token_target(const Request& request, std::chrono::milliseconds wait);
+/// `route`: routes::kRefresh for a forced refresh (the same parameters).
+std::string token_target(const Request& request, std::chrono::milliseconds wait,
+                         std::string_view route = routes::kToken);
 
 /// The part of the broker's HTTP answer that matters here.
 struct Answer {

@@ -9,6 +9,9 @@ namespace token_client::routes {
 
 /// The broker's own route: GET /v1/token?resource=… (see DESIGN.md, Socket API).
 inline constexpr std::string_view kToken = "/v1/token";
+/// Forced refresh: POST /v1/token/refresh?resource=…[&token_sha256=<hex SHA-256 of the rejected
+/// token>] fetches a new token from the upstream now (see DESIGN.md, Socket API).
+inline constexpr std::string_view kRefresh = "/v1/token/refresh";
 /// The IMDS-compatible route (answers in IMDS's shape; needs `Metadata: true`).
 inline constexpr std::string_view kImds = "/metadata/identity/oauth2/token";
 /// App Service's managed-identity route (api-version 2019-08-01), on the drop-in listener.

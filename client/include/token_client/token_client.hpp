@@ -53,6 +53,7 @@ struct Token {
 enum class Errc {
   broker_not_running = 1,  ///< nothing listens on the socket (absent, refused, not a socket)
   broker_unavailable,      ///< 503 (no valid token in time) or another 5xx; the broker hung up
+  rate_limited,            ///< 429: a forced refresh too soon after the last one (Retry-After)
   refused,                 ///< 403, or the socket's permissions do not let this process in
   bad_request,             ///< 400 and other 4xx: the request is wrong; retrying will not help
   timeout,                 ///< no complete answer within Options::timeout
@@ -91,6 +92,15 @@ class TokenError : public std::runtime_error {
 
 using Result = boost::system::result<Token, Error>;
 
+/// What a forced refresh got.
+struct Refreshed {
+  Token token;
+  /// False when the broker's upstream handed back the very token that was rejected (it cannot
+  /// be told to skip its own cache, e.g. IMDS): using it again will fail again.
+  bool is_new = true;
+};
+using RefreshResult = boost::system::result<Refreshed, Error>;
+
 class Client {
  public:
   explicit Client(Options options = Options::from_environment());
@@ -98,6 +108,14 @@ class Client {
   /// Asks the broker for a token: one new connection, one GET /v1/token, blocking for at most
   /// Options::timeout. Thread-safe (calls share nothing).
   Result get_token(const Request& request) const;
+
+  /// A forced refresh, for when the resource refused `rejected_token` although it has not
+  /// expired (a role change, a revocation): one POST /v1/token/refresh carrying the token's
+  /// SHA-256 (never the token), which makes the broker fetch a new token from its upstream now.
+  /// The broker allows one forced refresh per resource and identity in its
+  /// --force-refresh-interval (default 30 s); another gets Errc::rate_limited, unless the broker
+  /// already holds a token other than the rejected one, which it then answers.
+  RefreshResult refresh(const Request& request, std::string_view rejected_token) const;
 
   const Options& options() const noexcept { return options_; }
 

@@ -37,6 +37,9 @@ std::optional<std::string> base64url_decode(std::string_view text);
 /// `bytes` random bytes from OpenSSL's CSPRNG, base64url-encoded; throws std::runtime_error
 /// when the generator fails.
 std::string random_base64url(std::size_t bytes);
+/// A random UUID (RFC 9562 version 4, lower-case, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx") from
+/// the same generator; throws std::runtime_error when it fails.
+std::string random_uuid();
 
 using Key = std::shared_ptr<EVP_PKEY>;
 

@@ -25,6 +25,7 @@ using HttpError = tb::http::Error;
 
 // The routes, as the client library defines them for every caller (token_client/routes.hpp).
 inline constexpr std::string_view kTokenRoute = token_client::routes::kToken;
+inline constexpr std::string_view kRefreshRoute = token_client::routes::kRefresh;
 inline constexpr std::string_view kImdsRoute = token_client::routes::kImds;
 /// App Service's managed-identity route (api-version 2019-08-01), served on the drop-in listener.
 inline constexpr std::string_view kAppServiceRoute = token_client::routes::kAppService;
@@ -57,9 +58,12 @@ struct TokenQuery {
   std::chrono::seconds min_validity{60};
   std::chrono::milliseconds wait{10'000};
   Shape shape = Shape::v1;
+  /// kRefreshRoute only: the rejected token's SHA-256, 64 lower-case hex digits (empty: not given).
+  std::string rejected_sha256;
 };
 
-/// Validates a GET on kTokenRoute, kImdsRoute or kAppServiceRoute: parameters, the Metadata header
+/// Validates a GET on kTokenRoute, kImdsRoute or kAppServiceRoute, or a POST on kRefreshRoute
+/// (which also takes `token_sha256`): parameters, the Metadata header
 /// on the IMDS route, X-IDENTITY-HEADER on the App Service route (missing: 400, wrong: 401, as
 /// App Service answers). Bad input becomes a 400 HttpError whose description says what to fix.
 std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
@@ -67,9 +71,14 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
 
 /// The answer to a request the cache could not serve: too_many_tokens and shutting_down are 503;
 /// upstream_rejected passes the upstream's refusal on (400 stays 400, 401 and 403 become 403,
-/// anything else 503) so that callers do not retry blindly; unavailable is 503 "token_unavailable".
+/// anything else 503) so that callers do not retry blindly; unavailable is 503 "token_unavailable";
+/// rate_limited (a forced refresh too soon) is 429 "refresh_rate_limited".
 /// Retry-After is the error's.
 HttpError to_http_error(const TokenError& error);
+
+/// The 200 body of a forced refresh: the kTokenRoute body plus "new" (whether the token differs
+/// from the one it replaces).
+std::string refresh_body(const Token& token, const TokenQuery& query, SteadyTime now, bool is_new);
 
 /// The 200 body for `token` at `now`.
 std::string token_body(const Token& token, const TokenQuery& query, SteadyTime now);

@@ -33,10 +33,17 @@ class AppServiceSource final : public Source {
 
   boost::asio::awaitable<FetchResult> fetch(const TokenKey& key,
                                             std::chrono::milliseconds timeout) override;
+  /// Adds `token_sha256_to_refresh=<hash>` to the query, as MSAL does for a revoked token, so
+  /// that App Service's token service skips its cached token.
+  boost::asio::awaitable<FetchResult> fetch_replacing(
+      const TokenKey& key, std::chrono::milliseconds timeout,
+      const std::string& token_sha256_to_refresh) override;
   std::string_view name() const override { return "app-service"; }
   std::string describe() const override { return settings_.endpoint; }
 
  private:
+  boost::asio::awaitable<FetchResult> call(std::string target, std::chrono::milliseconds timeout);
+
   AppServiceSettings settings_;
   std::string host_;
   std::string port_;

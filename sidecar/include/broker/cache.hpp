@@ -17,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -33,6 +34,12 @@ struct CacheOptions {
   /// draw for them all), so that many brokers starting at once on one node (a reboot) do not
   /// call its IMDS at once. A caller who needs the key sooner starts the call at once.
   std::chrono::milliseconds prefetch_jitter{0};
+  /// At most one forced refresh (refresh()) per key in this time; further ones share the call
+  /// in flight, get a token that already replaced the rejected one, or are refused.
+  std::chrono::seconds force_refresh_interval{30};
+  /// A key nobody asked for in this long is not refreshed any more but dropped, when its refresh
+  /// comes (prefetched keys never are); 0: never.
+  std::chrono::seconds idle_evict{3600};
 };
 
 /// Why the cache has no token to give: a domain error. The API layer alone turns it into an HTTP
@@ -43,6 +50,7 @@ struct TokenError {
     shutting_down,      ///< stop() was called
     upstream_rejected,  ///< the upstream refused the request itself (a fail-fast status)
     unavailable,        ///< no valid token before the deadline (upstream failing, slow or busy)
+    rate_limited,       ///< a forced refresh of this key came too soon after the last one
   };
   Kind kind = Kind::unavailable;
   std::string detail;                   ///< what happened and what to do, for people
@@ -55,6 +63,18 @@ std::string_view to_string(TokenError::Kind kind);
 
 using TokenPtr = std::shared_ptr<const Token>;
 using GetResult = std::variant<TokenPtr, TokenError>;
+
+/// What a forced refresh got: the token to use, and whether it differs from the one it replaces.
+struct Refreshed {
+  TokenPtr token;
+  /// False when the upstream handed back the very token that was rejected (an upstream cache
+  /// that cannot be told to skip it, e.g. IMDS): asking again will not help until it expires.
+  bool is_new = true;
+  /// True when no upstream call was made for this caller: the held token had already replaced
+  /// the rejected one, or another caller's forced call was shared.
+  bool shared = false;
+};
+using RefreshResult = std::variant<Refreshed, TokenError>;
 
 class TokenCache {
  public:
@@ -73,6 +93,18 @@ class TokenCache {
   /// caller answer a cached token without suspending; it renders the answer for the same `now`,
   /// so that the expires_in it reports is never below `min_validity`.
   TokenPtr held(const TokenKey& key, std::chrono::seconds min_validity, SteadyTime now);
+
+  /// A forced refresh: the token for `key` whose SHA-256 (lower-case hex) is `rejected_sha256`
+  /// (empty: whichever is held) was refused by the resource, so a new one is fetched from the
+  /// upstream now, skipping the refresh schedule and the check that a token be newer. Until it
+  /// arrives, get() and held() do not serve the suspect token. When the held token already differs
+  /// from the rejected one, it is answered without a call; a caller who comes while a forced call
+  /// is in flight shares it; one more within CacheOptions::force_refresh_interval is refused
+  /// (rate_limited, with Retry-After). When the forced call fails, the old token stays held and
+  /// is served again (it may still be good for other uses); the caller gets the error.
+  boost::asio::awaitable<RefreshResult> refresh(TokenKey key, std::string rejected_sha256,
+                                                std::chrono::seconds min_validity,
+                                                SteadyTime deadline);
 
   /// Marks `key` as needed from the start and starts fetching it.
   void prefetch(const TokenKey& key);
@@ -103,6 +135,10 @@ class TokenCache {
   void release_slot();
   void notify(Entry& entry);
   bool wanted(const Entry& entry) const;
+  /// Nobody asked for it in idle_evict (and it is not prefetched, nor waited for).
+  bool idle(const Entry& entry) const;
+  /// The held token is suspected bad: a forced refresh is asked for or in flight.
+  static bool suspect(const Entry& entry);
   /// `error` is `entry.last_error`'s value.
   TokenError fail_fast_error(const Entry& entry, const FetchError& error, SteadyTime now) const;
   /// The held token was shorter than `min_validity` from the start.
@@ -110,6 +146,7 @@ class TokenCache {
   /// The next upstream attempt starts after the caller's deadline.
   TokenError backing_off_error(const Entry& entry, SteadyTime now) const;
   TokenError timeout_error(const Entry& entry, SteadyTime now) const;
+  TokenError too_many_error() const;
   /// "; the held token has N s left, …" when `entry` holds one, else "".
   static std::string held_note(const Entry& entry, SteadyTime now);
 

@@ -53,6 +53,11 @@ struct Config {
   tb::Cloud cloud = tb::Cloud::public_cloud;
   /// Each prefetched resource's first upstream call waits a random time below this.
   std::chrono::milliseconds prefetch_jitter{0};
+  /// At most one forced refresh (POST /v1/token/refresh) per resource and identity in this time.
+  std::chrono::seconds force_refresh_interval{30};
+  /// A token nobody asked for in this long is dropped at its refresh time (prefetched: never);
+  /// 0: never.
+  std::chrono::seconds idle_evict{3600};
   Identity default_identity;
   std::chrono::seconds min_validity{60};
   std::chrono::milliseconds request_timeout{10'000};

@@ -28,6 +28,11 @@ class Metrics {
   void upstream(std::string_view outcome, double seconds);
   void refresh_failure() { ++refresh_failures_; }
   void stale_serve() { ++stale_serves_; }
+  /// A forced refresh's outcome: new_token, same_token, already_replaced, shared, rate_limited,
+  /// failed.
+  void forced_refresh(std::string_view outcome) { ++forced_refreshes_[std::string(outcome)]; }
+  /// A key dropped by --idle-evict.
+  void eviction() { ++evictions_; }
   void connection_opened() { ++active_connections_; }
   void connection_closed() { --active_connections_; }
   std::int64_t active_connections() const { return active_connections_; }
@@ -47,6 +52,8 @@ class Metrics {
   std::uint64_t cache_waits_ = 0;
   std::uint64_t refresh_failures_ = 0;
   std::uint64_t stale_serves_ = 0;
+  std::map<std::string, std::uint64_t> forced_refreshes_;
+  std::uint64_t evictions_ = 0;
   std::int64_t active_connections_ = 0;
 };
 

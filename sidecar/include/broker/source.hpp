@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 namespace broker {
 
@@ -46,12 +47,34 @@ std::optional<std::string> read_secret_file(const std::string& path, std::string
 /// control characters become spaces, and `error` is cut at 64 bytes, `description` at 300.
 FetchError redact_upstream_error(FetchError error);
 
+/// The header that names one upstream attempt, as the Azure SDKs and MSAL send it: a new random
+/// UUID for every attempt, logged with its outcome, so that a failure can be matched with
+/// Microsoft's logs (IMDS, Entra and App Service record it).
+inline constexpr std::string_view kClientRequestIdHeader = "x-ms-client-request-id";
+
+/// `result`, with its request_id (UpstreamToken's or FetchError's) set to `id`.
+inline FetchResult with_request_id(FetchResult result, const std::string& id) {
+  std::visit([&](auto& value) { value.request_id = id; }, result);
+  return result;
+}
+
 class Source {
  public:
   virtual ~Source() = default;
-  /// One upstream attempt, bounded by `timeout`.
+  /// One upstream attempt, bounded by `timeout`, sent with a new kClientRequestIdHeader that
+  /// the result carries (request_id).
   virtual boost::asio::awaitable<FetchResult> fetch(const TokenKey& key,
                                                     std::chrono::milliseconds timeout) = 0;
+  /// One upstream attempt for a forced refresh: the token whose SHA-256 (lower-case hex) is
+  /// `token_sha256_to_refresh` was rejected, so a new one is wanted. Sources whose upstream keeps
+  /// a cache it can be told to skip pass the hash on (App Service's `token_sha256_to_refresh`,
+  /// as MSAL sends it); the others make an ordinary call.
+  virtual boost::asio::awaitable<FetchResult> fetch_replacing(
+      const TokenKey& key, std::chrono::milliseconds timeout,
+      const std::string& token_sha256_to_refresh) {
+    (void)token_sha256_to_refresh;
+    return fetch(key, timeout);
+  }
   /// "imds", "workload-identity", …: for logs and /readyz.
   virtual std::string_view name() const = 0;
   /// Where it fetches from, for the start-up log line.

@@ -55,6 +55,7 @@ struct UpstreamToken {
   std::string client_id;       ///< optional echo from IMDS
   std::string not_before;      ///< optional echo from IMDS
   std::string ext_expires_in;  ///< optional echo from IMDS
+  std::string request_id;      ///< the attempt's x-ms-client-request-id (see source.hpp)
 };
 
 /// A token held by the cache.
@@ -65,6 +66,7 @@ struct Token {
   SteadyTime expires_at;
   SteadyTime acquired_at;
   std::string fingerprint;  ///< short SHA-256 prefix: what logs show instead of the token
+  std::string sha256;       ///< the whole SHA-256 in lower-case hex (forced refresh compares it)
 };
 
 /// Why a source could not deliver.
@@ -73,6 +75,7 @@ struct FetchError {
   std::string error;        ///< upstream `error` code or our own short code
   std::string description;  ///< what went wrong, for people
   std::optional<std::chrono::milliseconds> retry_after;
+  std::string request_id;  ///< the attempt's x-ms-client-request-id (see source.hpp)
 };
 
 using FetchResult = std::variant<UpstreamToken, FetchError>;

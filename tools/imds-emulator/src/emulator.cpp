@@ -291,6 +291,8 @@ std::variant<TokenCall, Reply> validate_app_service_request(const Request& reque
   if (call.resource.empty()) {
     return app_service_error_reply(400, "Required query variable 'resource' is missing");
   }
+  // Kept for GET /_emulator/calls only: the clipped value, as a test needs it.
+  call.token_sha256_to_refresh = value_of("token_sha256_to_refresh").substr(0, 64);
   // App Service 2019-08-01 names a user-assigned identity by client_id, principal_id (the
   // object id) or mi_res_id; MSAL (and so @azure/identity) sends object_id instead of
   // principal_id, which App Service accepts too.
@@ -358,6 +360,7 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request, SteadyT
     }
     TokenJob job{std::move(std::get<TokenCall>(checked)), faults_.next()};
     ++by_resource_[job.call.resource];
+    job.call.client_request_id = std::string(request["x-ms-client-request-id"].substr(0, 64));
     return job;
   }
   if (!entra_tenant(path).empty()) {
@@ -372,6 +375,7 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request, SteadyT
     auto& [call, entra] = std::get<std::pair<TokenCall, EntraCall>>(checked);
     TokenJob job{std::move(call), faults_.next(), std::move(entra)};
     ++by_resource_[job.call.resource];
+    job.call.client_request_id = std::string(request["x-ms-client-request-id"].substr(0, 64));
     return job;
   }
   if (path == kAppServicePath && !config_.identity_header.empty()) {
@@ -390,6 +394,7 @@ std::variant<Reply, TokenJob> Emulator::dispatch(const Request& request, SteadyT
     TokenJob job{std::move(std::get<TokenCall>(checked)), faults_.next()};
     job.app_service = true;
     ++by_resource_[job.call.resource];
+    job.call.client_request_id = std::string(request["x-ms-client-request-id"].substr(0, 64));
     return job;
   }
   if (path == "/_emulator/jwks" || path == "/.well-known/jwks.json") {
@@ -634,17 +639,23 @@ void Emulator::record_call(const TokenJob& job, Clock::time_point arrived) {
   if (calls_.size() >= kMaxCalls) calls_.pop_front();
   calls_.push_back(
       {std::chrono::duration_cast<std::chrono::milliseconds>(arrived.time_since_epoch()).count(),
-       job.call.resource, job.call.identity.client_id, job.step.status, job.step.action});
+       job.call.resource, job.call.identity.client_id, job.step.status, job.step.action,
+       job.call.token_sha256_to_refresh, job.call.client_request_id});
 }
 
 json Emulator::calls() const {
   json list = json::array();
   for (const auto& call : calls_) {
-    list.push_back({{"at_ms", call.at_ms},
-                    {"resource", call.resource},
-                    {"client_id", call.client_id},
-                    {"status", call.status},
-                    {"action", std::string(to_string(call.action))}});
+    json item = {{"at_ms", call.at_ms},
+                 {"resource", call.resource},
+                 {"client_id", call.client_id},
+                 {"status", call.status},
+                 {"action", std::string(to_string(call.action))}};
+    if (!call.token_sha256_to_refresh.empty()) {
+      item["token_sha256_to_refresh"] = call.token_sha256_to_refresh;
+    }
+    if (!call.client_request_id.empty()) item["client_request_id"] = call.client_request_id;
+    list.push_back(std::move(item));
   }
   return {{"calls", std::move(list)}};
 }

@@ -72,6 +72,10 @@ struct Reply {
 struct TokenCall {
   Identity identity;
   std::string resource;
+  /// App Service: the token_sha256_to_refresh parameter (a forced refresh of that token), if any.
+  std::string token_sha256_to_refresh;
+  /// The x-ms-client-request-id header, if sent (cut at 64 characters).
+  std::string client_request_id;
 };
 
 /// The Entra route's part of a job: the assertion is checked in complete(), where time is known.
@@ -88,6 +92,8 @@ struct CallRecord {
   std::string client_id;
   unsigned status = 200;
   Action action = Action::respond;
+  std::string token_sha256_to_refresh;  ///< App Service's forced-refresh parameter, if sent
+  std::string client_request_id;        ///< the x-ms-client-request-id header, if sent
 };
 
 /// A validated token request together with the fault step it drew.
@@ -163,7 +169,8 @@ class Emulator {
   /// Notes the arrival of `job` at `arrived` for GET /_emulator/calls (the transport calls it
   /// when dispatch() hands out a job; the last kMaxCalls are kept).
   void record_call(const TokenJob& job, Clock::time_point arrived);
-  /// {"calls":[{"at_ms","resource","client_id","status","action"},…]}, oldest first.
+  /// {"calls":[{"at_ms","resource","client_id","status","action"[,"token_sha256_to_refresh"][,"client_request_id"]},…]},
+  /// oldest first.
   nlohmann::json calls() const;
   static constexpr std::size_t kMaxCalls = 10'000;
   const Config& config() const { return config_; }
