@@ -49,15 +49,35 @@ TokenSource broker_tokens(const AppConfig& config) {
   // A connection lives while its token has more than the margin left: ask for a token that
   // leaves at least a little room beyond that (the broker refreshes early when it must).
   request.min_validity = config.db_token_margin + 10s;
-  return [client = token_client::Client(options), request]() -> StoreResult<DbToken> {
-    auto token = client.get_token(request);
-    if (!token) return StoreError{StoreErrc::unavailable, token.error().message};
-    tb::log::info("database token from the broker",
-                  {{"token_sha256", tb::log::fingerprint(token->access_token)},
+  return [client = token_client::Client(options),
+          request](const DbToken* rejected) -> StoreResult<DbToken> {
+    if (rejected == nullptr) {
+      auto token = client.get_token(request);
+      if (!token) return StoreError{StoreErrc::unavailable, token.error().message};
+      tb::log::info("database token from the broker",
+                    {{"token_sha256", tb::log::fingerprint(token->access_token)},
+                     {"expires_on", std::chrono::duration_cast<std::chrono::seconds>(
+                                        token->expires_on.time_since_epoch())
+                                        .count()}});
+      return DbToken{std::move(token->access_token), token->expires_on};
+    }
+    // The database refused `rejected`: a forced refresh (the broker gets a new one upstream).
+    auto refreshed = client.refresh(request, rejected->value);
+    if (!refreshed) return StoreError{StoreErrc::unavailable, refreshed.error().message};
+    tb::log::info("database token force-refreshed by the broker",
+                  {{"rejected_sha256", tb::log::fingerprint(rejected->value)},
+                   {"token_sha256", tb::log::fingerprint(refreshed->token.access_token)},
+                   {"new", refreshed->is_new},
                    {"expires_on", std::chrono::duration_cast<std::chrono::seconds>(
-                                      token->expires_on.time_since_epoch())
+                                      refreshed->token.expires_on.time_since_epoch())
                                       .count()}});
-    return DbToken{std::move(token->access_token), token->expires_on};
+    if (!refreshed->is_new) {
+      return StoreError{StoreErrc::unavailable,
+                        "the token broker's upstream handed back the token the database refused "
+                        "(it caches tokens and cannot be told to skip them); check the "
+                        "identity's database login and roles, or wait for the token to expire"};
+    }
+    return DbToken{std::move(refreshed->token.access_token), refreshed->token.expires_on};
   };
 }
 

@@ -62,6 +62,7 @@ class TodoPod : public integration::BrokerWithEmulator {
                    {"audience", kOssrdbms},
                    {"log", dir_.file("verifier.log")},
                    {"roles", {{kRole, {kAppObjectId}}}}};
+    if (!revoked_file_.empty()) config["revoked"] = revoked_file_;
     std::ofstream(dir_.file("verifier.json")) << config.dump(2);
   }
 
@@ -192,6 +193,7 @@ class TodoPod : public integration::BrokerWithEmulator {
   }
 
   std::unique_ptr<test_support::PgCluster> pg_;
+  std::string revoked_file_;  ///< the verifier's revocation list, when set
   std::vector<int> db_logs_;  ///< leak-check handles of the verifier's and the server's logs
   std::unique_ptr<Process> app_;
   std::string app_port_;

@@ -3,6 +3,9 @@
 
 #include "todo_pod.hpp"
 
+#include "tb/crypto.hpp"
+#include "tb/log.hpp"
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -253,6 +256,45 @@ TEST_F(TodoPod, KeepsWorkingAcrossTokenRotationsWithNewTokensForNewConnections) 
     fingerprints.insert(line["fingerprint"].get<std::string>());
   }
   EXPECT_GE(fingerprints.size(), 3u) << "new connections must use new tokens";
+}
+
+TEST_F(TodoPod, ARevokedTokenIsReplacedByOneForcedRefreshAndTheNextWriteSucceeds) {
+  start_backends();
+  start_app();
+  ASSERT_EQ(api(http::verb::post, "/api/todos", {{"description", "before"}}).result_int(), 201);
+  // The token the app logged in with: the one the broker holds.
+  const auto held = get(std::string("/v1/token?resource=") + kOssrdbms);
+  ASSERT_EQ(held.result_int(), 200) << held.body();
+  const auto token = json::parse(held.body())["access_token"].get<std::string>();
+  const auto issued_before = emulator_stats()["tokens_issued"].get<int>();
+
+  // The database refuses that token from now on although it has not expired (a revocation, a
+  // changed role), and the app's open sessions end (PostgreSQL does not check them again).
+  revoked_file_ = dir_.file("revoked.txt");
+  std::ofstream(revoked_file_) << tb::hex(tb::sha256(token)) << "\n";
+  write_verifier_config();
+  ASSERT_EQ(pg_->psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '" +
+                      std::string(kRole) + "'")
+                .first,
+            0);
+
+  const auto after = api(http::verb::post, "/api/todos", {{"description", "after"}});
+  ASSERT_EQ(after.result_int(), 201) << after.body() << "\n" << app_log();
+  // One forced refresh: exactly one more upstream call.
+  EXPECT_EQ(emulator_stats()["tokens_issued"].get<int>(), issued_before + 1);
+  EXPECT_EQ(items().size(), 2u);
+  // The database saw the old token refused as revoked, then a new one accepted.
+  const auto lines = verifier_lines();
+  const auto revoked = std::find_if(lines.begin(), lines.end(), [](const json& line) {
+    return line["result"] == "refused" && line["reason"] == "revoked";
+  });
+  ASSERT_NE(revoked, lines.end());
+  EXPECT_EQ((*revoked)["fingerprint"], tb::log::fingerprint(token));
+  EXPECT_EQ(lines.back()["result"], "accepted") << lines.back().dump();
+  EXPECT_NE(lines.back()["fingerprint"], tb::log::fingerprint(token));
+  // The app's next connections use the new token: the broker serves it to everyone.
+  const auto now_held = get(std::string("/v1/token?resource=") + kOssrdbms);
+  EXPECT_NE(json::parse(now_held.body())["access_token"], token);
 }
 
 TEST_F(TodoPod, AnIdentityTheDatabaseDoesNotAcceptGivesAClearErrorNotACrash) {

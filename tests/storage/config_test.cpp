@@ -10,7 +10,7 @@ namespace todo {
 namespace {
 
 TokenSource fake_tokens() {
-  return []() -> StoreResult<DbToken> {
+  return [](const DbToken*) -> StoreResult<DbToken> {
     return DbToken{"t", std::chrono::system_clock::now() + std::chrono::hours(1)};
   };
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace todo::odbc {
@@ -41,6 +42,7 @@ struct World {
   int closed = 0;
   int tokens_issued = 0;
   std::vector<std::string> tokens_seen;    // token each connection was opened with
+  std::vector<std::string> rejected_seen;  // tokens the pool asked to replace (forced refresh)
   std::vector<FailureKind> next_failures;  // consumed by the next operations, in order
   std::atomic<int> in_use{0};
   std::atomic<int> max_in_use{0};
@@ -126,8 +128,12 @@ class PoolTest : public ::testing::Test {
     options.dialect_name = "fake";
     TokenSource tokens;
     if (with_tokens) {
-      tokens = [this]() -> StoreResult<DbToken> {
+      tokens = [this](const DbToken* rejected) -> StoreResult<DbToken> {
         std::lock_guard lock(world.mutex);
+        if (rejected != nullptr) {
+          world.rejected_seen.push_back(rejected->value);
+          if (refresh_failure) return *refresh_failure;
+        }
         if (token_failure) return *token_failure;
         ++world.tokens_issued;
         return DbToken{"token-" + std::to_string(world.tokens_issued),
@@ -139,6 +145,10 @@ class PoolTest : public ::testing::Test {
         [this](const DbToken* token) -> DbResult<std::unique_ptr<Connection>> {
           std::lock_guard lock(world.mutex);
           if (connect_failure) return *connect_failure;
+          if (token != nullptr && refused_tokens.contains(token->value)) {
+            return DbError{FailureKind::login,
+                           {StoreErrc::login_failed, "password authentication failed"}};
+          }
           ++world.opened;
           world.tokens_seen.push_back(token ? token->value : "");
           return std::unique_ptr<Connection>(std::make_unique<FakeConnection>(world));
@@ -160,6 +170,8 @@ class PoolTest : public ::testing::Test {
   std::chrono::system_clock::duration token_lifetime = 60min;
   std::optional<StoreError> token_failure;
   std::optional<DbError> connect_failure;
+  std::set<std::string> refused_tokens;  // the database refuses logins with these
+  std::optional<StoreError> refresh_failure;
   std::vector<std::chrono::milliseconds> sleeps;
 };
 
@@ -286,6 +298,48 @@ TEST_F(PoolTest, LoginExpiredOnAReusedConnectionIsRetriedWithAFreshToken) {
   ASSERT_TRUE(store->ping());
   EXPECT_EQ(world.tokens_seen, (std::vector<std::string>{"token-1", "token-2"}));
   EXPECT_EQ(world.closed, 1);
+}
+
+TEST_F(PoolTest, ARefusedTokenIsForceRefreshedOnceAndTheLoginTriedAgain) {
+  refused_tokens = {"token-1"};  // e.g. revoked, or its roles changed: it has not expired
+  auto pool = make_pool();
+  auto store = make_store(pool);
+  auto created = store->create({"after a revocation", false});
+  ASSERT_TRUE(created) << created.error().message;
+  EXPECT_EQ(world.rejected_seen, (std::vector<std::string>{"token-1"}));
+  EXPECT_EQ(world.tokens_seen, (std::vector<std::string>{"token-2"}));
+  EXPECT_EQ(world.opened, 1);
+  EXPECT_TRUE(sleeps.empty());
+  // The new connection is pooled: no more tokens.
+  ASSERT_TRUE(store->list());
+  EXPECT_EQ(world.tokens_issued, 2);
+}
+
+TEST_F(PoolTest, ATokenRefusedAgainAfterTheRefreshIsALoginFailureAfterOneRefresh) {
+  refused_tokens = {"token-1", "token-2"};  // the identity itself has no login
+  auto pool = make_pool();
+  auto store = make_store(pool);
+  auto result = store->ping();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, StoreErrc::login_failed);
+  EXPECT_EQ(world.rejected_seen, (std::vector<std::string>{"token-1"}));
+  EXPECT_EQ(world.tokens_issued, 2);
+  EXPECT_EQ(world.opened, 0);
+  EXPECT_EQ(pool->open_count(), 0u);
+}
+
+TEST_F(PoolTest, AFailedRefreshLeavesTheLoginFailure) {
+  refused_tokens = {"token-1"};
+  refresh_failure = StoreError{StoreErrc::unavailable, "token broker: refresh_rate_limited"};
+  auto pool = make_pool();
+  auto store = make_store(pool);
+  auto result = store->ping();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, StoreErrc::login_failed);
+  EXPECT_NE(result.error().message.find("refresh_rate_limited"), std::string::npos);
+  EXPECT_EQ(world.rejected_seen.size(), 1u);
+  EXPECT_EQ(world.tokens_issued, 1);
+  EXPECT_EQ(pool->open_count(), 0u);
 }
 
 TEST_F(PoolTest, ConnectFailureThatIsBrokenIsRetriedThenReported) {

@@ -331,7 +331,7 @@ TEST(PgStore, PasswordModeTakesOneTokenPerConnection) {
   StorageConfig config;
   config.connection_string = backend.connection_string();
   config.auth = Auth::password;
-  auto store = make_odbc_store(config, [&]() -> StoreResult<DbToken> {
+  auto store = make_odbc_store(config, [&](const DbToken*) -> StoreResult<DbToken> {
     ++issued;
     return DbToken{"eyJ.tok}en;Uid=x", std::chrono::system_clock::now() + 1h};
   });
@@ -345,7 +345,7 @@ TEST(PgStore, TokenSourceFailureIsUnavailableWithItsMessage) {
   StorageConfig config;
   config.connection_string = backend.connection_string();
   config.auth = Auth::password;
-  auto store = make_odbc_store(config, []() -> StoreResult<DbToken> {
+  auto store = make_odbc_store(config, [](const DbToken*) -> StoreResult<DbToken> {
     return StoreError{StoreErrc::unavailable, "token-broker: no token yet"};
   });
   auto result = store->ping();

@@ -103,23 +103,48 @@ DbResult<ConnectionPool::Lease> ConnectionPool::acquire() {
   }
 }
 
+DbResult<DbToken> ConnectionPool::take_token(const DbToken* rejected) {
+  auto fetched = tokens_(rejected);
+  if (!fetched) return DbError{FailureKind::token, fetched.error()};
+  const auto left = duration_cast<seconds>(fetched->expires_on - clock_->now());
+  if (left < options_.token_margin) {
+    return DbError{
+        FailureKind::token,
+        {StoreErrc::unavailable, "the database token from the token broker expires in " +
+                                     std::to_string(left.count()) + " s, less than the " +
+                                     std::to_string(options_.token_margin.count()) +
+                                     " s margin the store keeps; retry later"}};
+  }
+  return std::move(*fetched);
+}
+
 DbResult<std::unique_ptr<ConnectionPool::Slot>> ConnectionPool::open() {
   std::optional<DbToken> token;
   if (tokens_) {
-    auto fetched = tokens_();
-    if (!fetched) return DbError{FailureKind::token, fetched.error()};
+    auto fetched = take_token(nullptr);
+    if (!fetched) return fetched.error();
     token = std::move(*fetched);
-    const auto left = duration_cast<seconds>(token->expires_on - clock_->now());
-    if (left < options_.token_margin) {
-      return DbError{
-          FailureKind::token,
-          {StoreErrc::unavailable, "the database token from the token broker expires in " +
-                                       std::to_string(left.count()) + " s, less than the " +
-                                       std::to_string(options_.token_margin.count()) +
-                                       " s margin the store keeps; retry later"}};
-    }
   }
   auto connection = factory_(token ? &*token : nullptr);
+  if (!connection && token && connection.error().kind == FailureKind::login) {
+    // The database refused a token that has not expired: its roles changed, or it was revoked.
+    // Ask once for a genuinely new token (a forced refresh) and try the login once more.
+    tb::log::warn("database refused the token; asking the token broker for a new one",
+                  {{"dialect", options_.dialect_name},
+                   {"token", tb::log::fingerprint(token->value)},
+                   {"error", connection.error().error.message}});
+    auto renewed = take_token(&*token);
+    if (!renewed) {
+      tb::log::warn("no new database token",
+                    {{"dialect", options_.dialect_name}, {"error", renewed.error().error.message}});
+      auto refused = connection.error();
+      refused.error.message +=
+          "; asking the token broker for a new token failed too: " + renewed.error().error.message;
+      return refused;
+    }
+    token = std::move(*renewed);
+    connection = factory_(&*token);
+  }
   if (!connection) return connection.error();
 
   auto slot = std::make_unique<Slot>();

@@ -125,7 +125,11 @@ class ConnectionPool {
  private:
   void release(std::unique_ptr<Slot> slot);
   void retire(std::unique_ptr<Slot> slot, std::string_view reason);
+  /// A new connection: a token first; when the login is refused (FailureKind::login), one
+  /// forced refresh of the token and one more login.
   DbResult<std::unique_ptr<Slot>> open();
+  /// tokens_(rejected), checked against the margin.
+  DbResult<DbToken> take_token(const DbToken* rejected);
 
   Options options_;
   ConnectionFactory factory_;

@@ -36,9 +36,12 @@ struct DbToken {
   std::chrono::system_clock::time_point expires_on;
 };
 
-/// Called once per new physical connection (never for Auth::none). Blocks; on failure its
-/// message says what went wrong (the store passes it on as `unavailable`).
-using TokenSource = std::function<StoreResult<DbToken>()>;
+/// Called once per new physical connection (never for Auth::none), with `rejected` null. When
+/// the database refuses the login with a token that has not expired (a role change, a revoked
+/// token), called once more with that token as `rejected`: it should then get a genuinely new
+/// one (token_client's forced refresh), or fail. Blocks; on failure its message says what went
+/// wrong (the store passes it on as `unavailable`).
+using TokenSource = std::function<StoreResult<DbToken>(const DbToken* rejected)>;
 
 /// Wall-clock time, injectable so that token-expiry decisions are tested without sleeping.
 class Clock {
