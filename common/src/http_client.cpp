@@ -1,4 +1,5 @@
 #include "tb/http_client.hpp"
+#include "tb/asio_frame_warning.hpp"  // gcc 12 false positive, see there
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -93,7 +94,9 @@ asio::awaitable<boost::system::result<Response>> async_request_tcp(std::string h
   co_return co_await exchange(stream, request, limits);
 }
 
-std::shared_ptr<asio::ssl::context> make_tls_client_context(const std::string& ca_file) {
+namespace {
+/// TLS 1.2 or newer, peer verification on, no CA yet.
+std::shared_ptr<asio::ssl::context> make_tls_client_context_base() {
   auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
   if (SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION) != 1) {
     throw std::runtime_error("cannot require TLS 1.2 or newer");
@@ -102,6 +105,12 @@ std::shared_ptr<asio::ssl::context> make_tls_client_context(const std::string& c
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                        asio::ssl::context::no_tlsv1_1);
   context->set_verify_mode(asio::ssl::verify_peer);
+  return context;
+}
+}  // namespace
+
+std::shared_ptr<asio::ssl::context> make_tls_client_context(const std::string& ca_file) {
+  auto context = make_tls_client_context_base();
   error_code ec;
   if (ca_file.empty()) {
     context->set_default_verify_paths(ec);
@@ -115,6 +124,14 @@ std::shared_ptr<asio::ssl::context> make_tls_client_context(const std::string& c
   return context;
 }
 
+std::shared_ptr<asio::ssl::context> make_tls_client_context_from_pem(std::string_view pem) {
+  auto context = make_tls_client_context_base();
+  error_code ec;
+  context->add_certificate_authority(asio::buffer(pem.data(), pem.size()), ec);
+  if (ec) throw std::runtime_error("no PEM CA certificate could be read: " + ec.message());
+  return context;
+}
+
 bool is_tls_error(const error_code& ec) {
   return ec.category() == asio::error::get_ssl_category() ||
          ec == asio::ssl::error::stream_truncated;
@@ -122,19 +139,20 @@ bool is_tls_error(const error_code& ec) {
 
 asio::awaitable<boost::system::result<Response>> async_request_https(
     std::shared_ptr<asio::ssl::context> tls, std::string host, std::string port, Request request,
-    Limits limits) {
+    Limits limits, std::string server_name) {
+  if (server_name.empty()) server_name = host;
   auto executor = co_await asio::this_coro::executor;
   beast::ssl_stream<beast::tcp_stream> stream(executor, *tls);
   auto& tcp = beast::get_lowest_layer(stream);
   tcp.expires_after(limits.timeout);
   // RFC 6066: SNI carries DNS names only, never IP literals.
   error_code address_ec;
-  (void)asio::ip::make_address(host, address_ec);
-  if (address_ec && SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()) != 1) {
+  (void)asio::ip::make_address(server_name, address_ec);
+  if (address_ec && SSL_set_tlsext_host_name(stream.native_handle(), server_name.c_str()) != 1) {
     co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
   }
   // Checks the DNS name or IP address against the certificate's subjectAltName.
-  stream.set_verify_callback(asio::ssl::host_name_verification(host));
+  stream.set_verify_callback(asio::ssl::host_name_verification(server_name));
   asio::ip::tcp::resolver resolver(executor);
   auto [resolve_ec, endpoints] = co_await resolver.async_resolve(host, port, use_nothrow);
   if (resolve_ec) co_return resolve_ec;

@@ -1,4 +1,5 @@
 #include "broker/app_service.hpp"
+#include "tb/asio_frame_warning.hpp"  // gcc 12 false positive, see there
 
 #include "broker/imds.hpp"
 
@@ -124,7 +125,9 @@ AppServiceSource::AppServiceSource(AppServiceSettings settings, const Clock& clo
 
 boost::asio::awaitable<FetchResult> AppServiceSource::fetch(const TokenKey& key,
                                                             std::chrono::milliseconds timeout) {
-  co_return co_await call(path_ + app_service_query(key), timeout);
+  // A named local, not a temporary across the co_await (GCC 12).
+  std::string target = path_ + app_service_query(key);
+  co_return co_await call(std::move(target), timeout);
 }
 
 boost::asio::awaitable<FetchResult> AppServiceSource::fetch_replacing(

@@ -1,4 +1,5 @@
 #include "broker/broker.hpp"
+#include "tb/asio_frame_warning.hpp"  // gcc 12 false positive, see there
 
 #include "broker/api.hpp"
 #include "broker/app_service.hpp"

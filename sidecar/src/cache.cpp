@@ -1,4 +1,5 @@
 #include "broker/cache.hpp"
+#include "tb/asio_frame_warning.hpp"  // gcc 12 false positive, see there
 
 #include "broker/refresh.hpp"
 #include "tb/crypto.hpp"
@@ -195,7 +196,11 @@ asio::awaitable<GetResult> TokenCache::get(TokenKey key, std::chrono::seconds mi
     // Until when this caller sleeps unless woken by a new token or error.
     SteadyTime sleep_until = deadline;
     if (suspect(*entry)) {
-      // A forced refresh is under way (refresh() started the loop): wait for its token.
+      // A forced refresh is under way (refresh() started the loop): wait for its token, unless
+      // it waits for a backoff that ends after this caller's deadline.
+      if (entry->state == Entry::State::backing_off && entry->next_attempt_at >= deadline) {
+        co_return backing_off_error(*entry, now);
+      }
     } else if (entry->state == Entry::State::idle) {
       start(*entry);
     } else if (entry->state == Entry::State::delayed_start) {
@@ -304,12 +309,17 @@ asio::awaitable<RefreshResult> TokenCache::refresh(TokenKey key, std::string rej
         break;
     }
   }
-  const std::string replacing = entry->force_replacing;
+  // What "new" is measured against: the token this caller was refused with, else the one held.
+  const std::string replacing = !rejected_sha256.empty() ? rejected_sha256 : entry->force_replacing;
   while (entry->force_completed < generation) {
     if (stopped_) {
       co_return TokenError{TokenError::Kind::shutting_down, "token-broker is shutting down", 1s};
     }
     now = clock_.steady_now();
+    if (entry->state == Entry::State::backing_off && entry->next_attempt_at >= deadline) {
+      outcome("failed");
+      co_return backing_off_error(*entry, now);
+    }
     if (now >= deadline) {
       outcome("failed");
       co_return timeout_error(*entry, now);
@@ -332,13 +342,24 @@ asio::awaitable<RefreshResult> TokenCache::refresh(TokenKey key, std::string rej
             (entry->token ? "; the broker serves the token it held again" : ""),
         entry->next_attempt_at > now ? ceil_seconds(entry->next_attempt_at - now) : 1s};
   }
+  if (!usable(*entry->token, now, min_validity)) {
+    outcome("failed");
+    co_return TokenError{
+        TokenError::Kind::unavailable,
+        "the forced refresh of the token for " + key_text(entry->key) + " got a token with " +
+            std::to_string(time_left(*entry->token, now).count()) + " s left, less than the " +
+            std::to_string(min_validity.count()) + " s asked; ask for a shorter min_validity",
+        1s};
+  }
   const bool is_new = entry->token->sha256 != replacing;
   outcome(shared ? "shared" : is_new ? "new_token" : "same_token");
   co_return Refreshed{entry->token, is_new, shared};
 }
 
 bool TokenCache::wanted(const Entry& entry) const {
-  return !stopped_ && (entry.prefetch || entry.token || !entry.waiters.empty());
+  // A forced refresh asked for keeps the loop going even when its caller has left: otherwise
+  // the key would stay suspect, and unserved, for good.
+  return !stopped_ && (entry.prefetch || entry.token || !entry.waiters.empty() || suspect(entry));
 }
 
 asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds first_delay) {
@@ -543,8 +564,12 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
 }
 
 bool TokenCache::idle(const Entry& entry) const {
+  const auto now = clock_.steady_now();
+  // Not while its forced-refresh rate limit runs: dropping it would forget the limit.
+  const bool force_limited =
+      entry.forced_at && now < *entry.forced_at + options_.force_refresh_interval;
   return options_.idle_evict.count() > 0 && !entry.prefetch && entry.waiters.empty() &&
-         !suspect(entry) && clock_.steady_now() - entry.last_used >= options_.idle_evict;
+         !suspect(entry) && !force_limited && now - entry.last_used >= options_.idle_evict;
 }
 
 asio::awaitable<void> TokenCache::acquire_slot() {

@@ -342,6 +342,36 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
           "https://login.microsoftonline.com/, got '" +
           wi.authority_host + "'";
       return outcome;
+    }  // AKS identity bindings: the webhook adds these four; recent Azure SDKs read them.
+    wi.token_proxy = env("AZURE_KUBERNETES_TOKEN_PROXY");
+    wi.sni_name = env("AZURE_KUBERNETES_SNI_NAME");
+    wi.proxy_ca_file = env("AZURE_KUBERNETES_CA_FILE");
+    wi.proxy_ca_data = env("AZURE_KUBERNETES_CA_DATA");
+    if (wi.token_proxy.empty() &&
+        (!wi.sni_name.empty() || !wi.proxy_ca_file.empty() || !wi.proxy_ca_data.empty())) {
+      outcome.error =
+          "AZURE_KUBERNETES_SNI_NAME, AZURE_KUBERNETES_CA_FILE or AZURE_KUBERNETES_CA_DATA is set "
+          "but AZURE_KUBERNETES_TOKEN_PROXY is not: set the proxy's URL too (the AKS identity "
+          "binding webhook sets all of them), or unset the others";
+      return outcome;
+    }
+    if (!wi.proxy_ca_file.empty() && !wi.proxy_ca_data.empty()) {
+      outcome.error =
+          "AZURE_KUBERNETES_CA_FILE and AZURE_KUBERNETES_CA_DATA are both set: give the token "
+          "proxy's CA one way only";
+      return outcome;
+    }
+    if (!wi.token_proxy.empty()) {
+      auto proxy = boost::urls::parse_absolute_uri(wi.token_proxy);
+      if (!proxy || proxy->scheme() != "https" || proxy->host().empty() || has_empty_port(*proxy) ||
+          proxy->has_query() || proxy->has_fragment() || proxy->has_userinfo()) {
+        outcome.error =
+            "AZURE_KUBERNETES_TOKEN_PROXY must be an https:// URL without user info, query or "
+            "fragment, got '" +
+            wi.token_proxy + "'";
+        return outcome;
+      }
+      config.source_reason += "; through the AKS token proxy (AZURE_KUBERNETES_TOKEN_PROXY)";
     }
   }
   if (config.source == "app-service") {

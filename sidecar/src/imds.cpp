@@ -1,4 +1,5 @@
 #include "broker/imds.hpp"
+#include "tb/asio_frame_warning.hpp"  // gcc 12 false positive, see there
 
 #include "broker/retry.hpp"
 #include "broker/source.hpp"

@@ -1,4 +1,5 @@
 #include "broker/workload_identity.hpp"
+#include "tb/asio_frame_warning.hpp"  // gcc 12 false positive, see there
 
 #include "broker/imds.hpp"
 #include "broker/retry.hpp"
@@ -184,21 +185,78 @@ WorkloadIdentitySource::WorkloadIdentitySource(WorkloadIdentitySettings settings
     throw std::invalid_argument("AZURE_AUTHORITY_HOST " + settings_.authority_host +
                                 " must not have a query, fragment or user info");
   }
+  const std::string tenant_path = form_encode(settings_.tenant_id) + "/oauth2/v2.0/token";
+  std::string base = parsed->path();
+  if (!settings_.token_proxy.empty()) {
+    // Identity bindings: the same exchange, through the cluster's token proxy.
+    auto proxy = boost::urls::parse_absolute_uri(settings_.token_proxy);
+    if (!proxy || proxy->host().empty() || proxy->scheme() != "https") {
+      throw std::invalid_argument("AZURE_KUBERNETES_TOKEN_PROXY " + settings_.token_proxy +
+                                  " must be an https:// URL");
+    }
+    if (proxy->has_query() || proxy->has_fragment() || proxy->has_userinfo()) {
+      throw std::invalid_argument("AZURE_KUBERNETES_TOKEN_PROXY " + settings_.token_proxy +
+                                  " must not have a query, fragment or user info");
+    }
+    parsed = proxy;
+    base = proxy->path();
+  }
   host_ = parsed->host();
   if (parsed->host_type() == boost::urls::host_type::ipv6) {
     host_ = std::string(parsed->host_address());
   }
   port_ = parsed->has_port() ? std::string(parsed->port()) : "443";
-  std::string base = parsed->path();
   if (base.empty() || base.back() != '/') base += '/';
-  target_ = base + form_encode(settings_.tenant_id) + "/oauth2/v2.0/token";
+  target_ = base + tenant_path;
   token_url_ = "https://" + std::string(parsed->encoded_authority()) + target_;
-  try {
-    tls_ = tb::http::make_tls_client_context(settings_.ca_file);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(std::string(settings_.ca_file.empty() ? "TLS: " : "--ca-file: ") +
-                             e.what());
+  server_name_ = settings_.sni_name.empty() ? host_ : settings_.sni_name;
+  if (!settings_.proxy_ca_data.empty()) {
+    try {
+      tls_ = tb::http::make_tls_client_context_from_pem(settings_.proxy_ca_data);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("AZURE_KUBERNETES_CA_DATA: ") + e.what());
+    }
+    return;
   }
+  if (!settings_.proxy_ca_file.empty()) {
+    std::string problem;
+    if (!tls_for_call(problem)) throw std::runtime_error(problem);
+    return;
+  }
+  const std::string& ca_file = settings_.token_proxy.empty() ? settings_.ca_file : std::string();
+  try {
+    tls_ = tb::http::make_tls_client_context(ca_file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string(ca_file.empty() ? "TLS: " : "--ca-file: ") + e.what());
+  }
+}
+
+std::shared_ptr<boost::asio::ssl::context> WorkloadIdentitySource::tls_for_call(
+    std::string& problem) {
+  if (settings_.proxy_ca_file.empty()) return tls_;
+  std::ifstream in(settings_.proxy_ca_file, std::ios::binary);
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    problem = "AZURE_KUBERNETES_CA_FILE " + settings_.proxy_ca_file + " cannot be read";
+    return nullptr;
+  }
+  std::string pem = content.str();
+  if (pem.empty()) {
+    // The file is being rotated: keep the CA read last, if any.
+    if (!tls_) problem = "AZURE_KUBERNETES_CA_FILE " + settings_.proxy_ca_file + " is empty";
+    return tls_;
+  }
+  if (pem != tls_ca_pem_ || !tls_) {
+    try {
+      tls_ = tb::http::make_tls_client_context_from_pem(pem);
+    } catch (const std::exception& e) {
+      problem = "AZURE_KUBERNETES_CA_FILE " + settings_.proxy_ca_file + ": " + e.what();
+      return nullptr;
+    }
+    tls_ca_pem_ = std::move(pem);
+  }
+  return tls_;
 }
 
 boost::asio::awaitable<FetchResult> WorkloadIdentitySource::fetch(
@@ -227,12 +285,19 @@ boost::asio::awaitable<FetchResult> WorkloadIdentitySource::fetch(
   request.body = workload_identity_form(std::get<std::string>(client_id), key.resource, *assertion);
   // Named arguments only: GCC 12 mishandles class temporaries that live across a co_await.
   const tb::http::Limits limits{timeout, kMaxUpstreamBody};
-  auto tls = tls_;
+  std::string tls_problem;
+  auto tls = tls_for_call(tls_problem);
+  if (!tls) {
+    co_return with_request_id(
+        FetchError{0, "proxy_ca_unreadable", std::move(tls_problem), std::nullopt}, request_id);
+  }
   auto response = co_await tb::http::async_request_https(std::move(tls), host_, port_,
-                                                         std::move(request), limits);
+                                                         std::move(request), limits, server_name_);
   if (!response) {
     co_return with_request_id(
-        transport_error(response.error(), token_url_, timeout, host_, settings_.ca_file),
+        transport_error(
+            response.error(), token_url_, timeout, server_name_,
+            settings_.token_proxy.empty() ? settings_.ca_file : settings_.proxy_ca_file),
         request_id);
   }
   const auto status = response->result_int();

@@ -20,6 +20,7 @@ using test_support::wait_until;
 constexpr const char* kTenant = "72f988bf-0000-0000-0000-000000000000";
 constexpr const char* kClientId = "fed-11111111-2222-3333-4444-555555555555";
 constexpr const char* kSubject = "system:serviceaccount:todo:todo-app";
+constexpr const char* kSniName = "test.ests.aks";
 
 const imds_emulator::Signer& sa_issuer() {
   static const imds_emulator::Signer instance = imds_emulator::Signer::generate();
@@ -42,7 +43,9 @@ std::string service_account_token(std::chrono::seconds lifetime) {
 class WorkloadIdentity : public BrokerWithEmulator {
  protected:
   void SetUp() override {
-    ca_ = test_support::write_test_ca(dir_.path());
+    // DNS:test.ests.aks: the name an AKS token proxy's certificate carries (its SNI name).
+    ca_ = test_support::write_test_ca(dir_.path(), "",
+                                      std::string("IP:127.0.0.1,DNS:localhost,DNS:") + kSniName);
     std::ofstream(dir_.file("sa-issuer.pem")) << sa_issuer().public_key_pem();
     start_emulator({"--entra-listen", "127.0.0.1:0", "--entra-port-file", dir_.file("entra.port"),
                     "--tls-cert", ca_.server_cert, "--tls-key", ca_.server_key, "--sa-issuer-key",
@@ -61,6 +64,25 @@ class WorkloadIdentity : public BrokerWithEmulator {
     const auto temporary = token_file() + ".tmp";
     std::ofstream(temporary) << token;
     std::filesystem::rename(temporary, token_file());
+  }
+
+  /// The broker with AKS identity-binding variables: the exchange goes through the "token
+  /// proxy" (the emulator's TLS listener) while AZURE_AUTHORITY_HOST points nowhere.
+  void start_proxied_broker(std::vector<std::pair<std::string, std::string>> proxy_env) {
+    std::vector<std::pair<std::string, std::string>> env = {
+        {"AZURE_CLIENT_ID", kClientId},
+        {"AZURE_TENANT_ID", kTenant},
+        {"AZURE_AUTHORITY_HOST", "https://127.0.0.1:1/"},
+        {"AZURE_FEDERATED_TOKEN_FILE", token_file()},
+        {"AZURE_KUBERNETES_TOKEN_PROXY", "https://127.0.0.1:" + entra_port_}};
+    env.insert(env.end(), proxy_env.begin(), proxy_env.end());
+    broker_ = std::make_unique<Process>(
+        TB_BROKER_BIN,
+        std::vector<std::string>{"--socket", socket_path(), "--admin-listen", "off",
+                                 "--retry-base-ms", "100", "--retry-max-ms", "500",
+                                 "--request-timeout", "3"},
+        Process::Options{std::move(env), dir_.file("broker.log"), {}});
+    wait_for_broker();
   }
 
   void start_wi_broker(const std::string& ca_file, const std::vector<std::string>& extra = {}) {
@@ -104,6 +126,39 @@ TEST_F(WorkloadIdentity, ExchangesTheFederatedTokenForAnAccessTokenOverTls) {
   unsigned status = 0;
   EXPECT_EQ(readyz(status)["source"], "workload-identity");
   EXPECT_NE(broker_log().find("workload-identity"), std::string::npos);
+}
+
+TEST_F(WorkloadIdentity, AnAksTokenProxyIsUsedWithItsCaFileAndSniName) {
+  write_token_file(service_account_token(1h));
+  start_proxied_broker(
+      {{"AZURE_KUBERNETES_SNI_NAME", kSniName}, {"AZURE_KUBERNETES_CA_FILE", ca_.ca_cert}});
+  auto response = get_token();
+  ASSERT_EQ(response.result_int(), 200) << response.body() << "\n" << broker_log();
+  const auto claims =
+      test_support::jwt_claims(json::parse(response.body())["access_token"].get<std::string>());
+  EXPECT_EQ(claims["appid"], kClientId);
+  EXPECT_EQ(emulator_stats()["tokens_issued"], 1);
+  EXPECT_NE(broker_log().find("AZURE_KUBERNETES_TOKEN_PROXY"), std::string::npos);
+}
+
+TEST_F(WorkloadIdentity, AnAksTokenProxysCaMayComeInline) {
+  write_token_file(service_account_token(1h));
+  start_proxied_broker({{"AZURE_KUBERNETES_SNI_NAME", kSniName},
+                        {"AZURE_KUBERNETES_CA_DATA", read_file(ca_.ca_cert)}});
+  auto response = get_token();
+  ASSERT_EQ(response.result_int(), 200) << response.body() << "\n" << broker_log();
+}
+
+TEST_F(WorkloadIdentity, AnAksTokenProxyCertificateIsCheckedAgainstTheSniName) {
+  write_token_file(service_account_token(1h));
+  // The certificate names test.ests.aks (and 127.0.0.1), not this name: refused.
+  start_proxied_broker(
+      {{"AZURE_KUBERNETES_SNI_NAME", "other.ests.aks"}, {"AZURE_KUBERNETES_CA_FILE", ca_.ca_cert}});
+  auto response = get_token();
+  EXPECT_EQ(response.result_int(), 503) << response.body();
+  const std::string description = json::parse(response.body()).value("error_description", "");
+  EXPECT_NE(description.find("upstream_tls_error"), std::string::npos) << description;
+  EXPECT_EQ(emulator_stats()["token_requests"], 0);
 }
 
 TEST_F(WorkloadIdentity, AServerCertificateFromAnotherCaIsAClearTlsError) {

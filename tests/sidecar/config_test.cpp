@@ -319,6 +319,34 @@ TEST(ParseConfig, WorkloadIdentityRefusesAPlainHttpAuthority) {
   expect_error_naming({}, "AZURE_AUTHORITY_HOST", env);
 }
 
+TEST(ParseConfig, WorkloadIdentityReadsTheAksTokenProxySettings) {
+  auto env = kWorkloadIdentityEnv;
+  env["AZURE_KUBERNETES_TOKEN_PROXY"] = "https://10.0.0.1:8443";
+  env["AZURE_KUBERNETES_SNI_NAME"] = "abc.ests.aks";
+  env["AZURE_KUBERNETES_CA_FILE"] = "/var/run/secrets/azure/ca.crt";
+  const auto config = parse_ok({}, env);
+  EXPECT_EQ(config.workload_identity.token_proxy, "https://10.0.0.1:8443");
+  EXPECT_EQ(config.workload_identity.sni_name, "abc.ests.aks");
+  EXPECT_EQ(config.workload_identity.proxy_ca_file, "/var/run/secrets/azure/ca.crt");
+  EXPECT_NE(config.source_reason.find("AZURE_KUBERNETES_TOKEN_PROXY"), std::string::npos);
+}
+
+TEST(ParseConfig, AksTokenProxySettingsThatContradictEachOtherAreRefused) {
+  auto env = kWorkloadIdentityEnv;
+  env["AZURE_KUBERNETES_SNI_NAME"] = "abc.ests.aks";  // without the proxy
+  expect_error_naming({}, "AZURE_KUBERNETES_TOKEN_PROXY", env);
+  env["AZURE_KUBERNETES_TOKEN_PROXY"] = "https://10.0.0.1:8443";
+  env["AZURE_KUBERNETES_CA_FILE"] = "/ca.crt";
+  env["AZURE_KUBERNETES_CA_DATA"] = "-----BEGIN CERTIFICATE-----";
+  expect_error_naming({}, "AZURE_KUBERNETES_CA_DATA", env);
+  env.erase("AZURE_KUBERNETES_CA_DATA");
+  for (const char* proxy : {"http://10.0.0.1:8443", "https://10.0.0.1:8443/?a=b",
+                            "https://user@10.0.0.1/", "not a url"}) {
+    env["AZURE_KUBERNETES_TOKEN_PROXY"] = proxy;
+    expect_error_naming({}, "AZURE_KUBERNETES_TOKEN_PROXY", env);
+  }
+}
+
 TEST(ParseConfig, UnknownSourceIsRefused) { expect_error_naming({"--source", "nmi"}, "--source"); }
 
 const std::map<std::string, std::string> kAppServiceEnv = {

@@ -51,13 +51,18 @@ boost::asio::awaitable<boost::system::result<Response>> async_request_tcp(std::s
 /// the file when it cannot be loaded. Share one context between requests.
 std::shared_ptr<boost::asio::ssl::context> make_tls_client_context(const std::string& ca_file = {});
 
+/// The same, trusting only the PEM certificates in `pem` (e.g. from an environment variable);
+/// throws std::runtime_error when it holds none.
+std::shared_ptr<boost::asio::ssl::context> make_tls_client_context_from_pem(std::string_view pem);
+
 /// Resolves `host` and sends `request` to `host:port` over TLS with `tls`: the certificate chain
-/// is verified, the certificate must name `host` (DNS name or IP address), SNI is set for DNS
-/// names. TLS failures come back as errors in boost::asio::error::get_ssl_category() (or
-/// ssl::error::stream_truncated); describe_tls_error() turns them into a sentence.
+/// is verified, the certificate must name `server_name` (default: `host`; a DNS name or IP
+/// address), SNI carries it when it is a DNS name. TLS failures come back as errors in
+/// boost::asio::error::get_ssl_category() (or ssl::error::stream_truncated); describe_tls_error()
+/// turns them into a sentence.
 boost::asio::awaitable<boost::system::result<Response>> async_request_https(
     std::shared_ptr<boost::asio::ssl::context> tls, std::string host, std::string port,
-    Request request, Limits limits = {});
+    Request request, Limits limits = {}, std::string server_name = {});
 
 /// True when `ec` came from the TLS layer (handshake, certificate verification, record layer).
 bool is_tls_error(const boost::system::error_code& ec);

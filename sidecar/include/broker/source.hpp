@@ -22,6 +22,14 @@ struct WorkloadIdentitySettings {
   std::string client_id;             ///< AZURE_CLIENT_ID: used when a request names none
   std::string federated_token_file;  ///< AZURE_FEDERATED_TOKEN_FILE, re-read for every exchange
   std::string ca_file;               ///< empty: the system CA bundle
+  /// AKS identity bindings (what the webhook injects with AZURE_KUBERNETES_TOKEN_PROXY, read by
+  /// recent Azure SDKs): the same exchange, sent to this https:// proxy instead of the
+  /// authority host (its path, then /{tenant}/oauth2/v2.0/token). Empty: the authority host.
+  std::string token_proxy;
+  std::string
+      sni_name;  ///< AZURE_KUBERNETES_SNI_NAME: SNI and the name the proxy's certificate must carry
+  std::string proxy_ca_file;  ///< AZURE_KUBERNETES_CA_FILE: re-read for every exchange (rotation)
+  std::string proxy_ca_data;  ///< AZURE_KUBERNETES_CA_DATA: PEM; at most one of the two
 };
 
 /// Settings of the App Service source (the variables App Service, Functions and Container Apps

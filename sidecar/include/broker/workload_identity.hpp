@@ -50,12 +50,19 @@ class WorkloadIdentitySource final : public Source {
   std::string describe() const override { return token_url_; }
 
  private:
+  /// The TLS context for this exchange: with AZURE_KUBERNETES_CA_FILE, rebuilt when the file's
+  /// content changed (a CA rotation; an empty file mid-rotation keeps the last one); nullptr
+  /// with `problem` set when it cannot be read.
+  std::shared_ptr<boost::asio::ssl::context> tls_for_call(std::string& problem);
+
   WorkloadIdentitySettings settings_;
   std::string token_url_;
   std::string host_;
   std::string port_;
   std::string target_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
+  std::string tls_ca_pem_;   ///< the proxy CA file's content tls_ was made from
+  std::string server_name_;  ///< what the certificate must name: sni_name, else the host
   const Clock& clock_;
 };
 
