@@ -22,9 +22,8 @@ namespace {
 using token_client::Errc;
 
 Errc expected_code(int status) {
-  if (status == 503 || status == 429 || (status >= 500 && status < 600)) {
-    return Errc::broker_unavailable;
-  }
+  if (status == 429) return Errc::rate_limited;  // a forced refresh too soon
+  if (status >= 500 && status < 600) return Errc::broker_unavailable;
   if (status == 403) return Errc::refused;
   if (status >= 400 && status < 500) return Errc::bad_request;
   return Errc::protocol_error;
