@@ -94,21 +94,5 @@ TEST(CommandLine, RejectsBadFlagsWithTheFlagName) {
   EXPECT_EQ(parse({"--bogus", "1"}).error, "--bogus: unknown flag (see --help)");
 }
 
-TEST(WriteFileAtomically, ReplacesTheFileAndLeavesNoTemporary) {
-  const auto path = (std::filesystem::temp_directory_path() /
-                     ("imds-emulator-port-" + std::to_string(::getpid())))
-                        .string();
-  std::string error;
-  ASSERT_TRUE(write_file_atomically(path, "8079\n", error)) << error;
-  ASSERT_TRUE(write_file_atomically(path, "12345\n", error)) << error;
-  std::ifstream in(path);
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(content, "12345\n");
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
-  std::filesystem::remove(path);
-  EXPECT_FALSE(write_file_atomically("/nonexistent-dir/port", "1\n", error));
-  EXPECT_NE(error.find("/nonexistent-dir/port.tmp"), std::string::npos);
-}
-
 }  // namespace
 }  // namespace imds_emulator

@@ -1,6 +1,7 @@
 // imds-emulator: parse flags, wire the emulator and its server, run until SIGINT/SIGTERM.
 #include "imds_emulator/cli.hpp"
 #include "imds_emulator/server.hpp"
+#include "tb/files.hpp"
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -63,7 +64,6 @@ int main(int argc, char** argv) {
   try {
     Emulator emulator(options.config, Signer::generate());
     boost::asio::io_context io;
-    std::string error;
     const boost::asio::ip::tcp::endpoint endpoint(boost::asio::ip::make_address(options.host),
                                                   options.port);
     std::optional<Server> server;
@@ -87,20 +87,19 @@ int main(int argc, char** argv) {
         return 2;
       }
     }
-    if (entra && !options.entra_port_file.empty() &&
-        !write_file_atomically(options.entra_port_file, std::to_string(entra->port()) + "\n",
-                               error)) {
-      std::cerr << "imds-emulator: --entra-port-file: " << error << '\n';
-      return 2;
-    }
-    if (!options.public_key_out.empty() &&
-        !write_file_atomically(options.public_key_out, emulator.signer().public_key_pem(), error)) {
-      std::cerr << "imds-emulator: --public-key-out: " << error << '\n';
-      return 2;
-    }
-    if (!options.port_file.empty() &&
-        !write_file_atomically(options.port_file, std::to_string(server->port()) + "\n", error)) {
-      std::cerr << "imds-emulator: --port-file: " << error << '\n';
+    const auto write = [](std::string_view flag, const std::string& path,
+                          std::string_view content) {
+      if (path.empty()) return true;
+      if (auto problem = tb::write_file_atomically(path, content)) {
+        std::cerr << "imds-emulator: " << flag << ": " << *problem << '\n';
+        return false;
+      }
+      return true;
+    };
+    if ((entra && !write("--entra-port-file", options.entra_port_file,
+                         std::to_string(entra->port()) + "\n")) ||
+        !write("--public-key-out", options.public_key_out, emulator.signer().public_key_pem()) ||
+        !write("--port-file", options.port_file, std::to_string(server->port()) + "\n")) {
       return 2;
     }
     if (entra) entra->start();

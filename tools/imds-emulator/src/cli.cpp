@@ -312,23 +312,4 @@ Exit codes: 0 after SIGINT/SIGTERM, 2 for bad flags or a start-up failure a flag
 )";
 }
 
-bool write_file_atomically(const std::string& path, std::string_view content, std::string& error) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.close();
-    if (!out) {
-      error = "cannot write " + temporary + ": " + std::strerror(errno);
-      return false;
-    }
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    error = "cannot rename " + temporary + " to " + path + ": " + std::strerror(errno);
-    (void)std::remove(temporary.c_str());
-    return false;
-  }
-  return true;
-}
-
 }  // namespace imds_emulator

@@ -47,7 +47,5 @@ std::string usage();
 std::optional<Identity> parse_identity(std::string_view text, std::string& error);
 /// Parses "client_id=ID,sub=SUBJECT[,object_id=OID][,mi_res_id=RESID]".
 std::optional<FederatedClient> parse_federated_client(std::string_view text, std::string& error);
-/// Writes `content` to `path` via path.tmp + rename; false (with `error`) on failure.
-bool write_file_atomically(const std::string& path, std::string_view content, std::string& error);
 
 }  // namespace imds_emulator
