@@ -16,21 +16,10 @@ namespace broker {
 namespace {
 
 using namespace std::chrono_literals;
-constexpr std::size_t kMaxResource = 1024;
-constexpr std::size_t kMaxIdentity = 1024;
 constexpr std::int64_t kMaxMinValidity = std::int64_t{24} * 3600;
 
 HttpError bad_request(std::string description) {
   return HttpError{400, "invalid_request", std::move(description), 0s};
-}
-
-/// Resources (URIs) and identities (GUIDs, ARM paths) are printable ASCII; anything else is a
-/// mistake or an attack, and would otherwise end up in logs, /readyz and /metrics.
-bool printable_ascii(std::string_view text) {
-  for (unsigned char c : text) {
-    if (c < 0x20 || c >= 0x7f) return false;
-  }
-  return true;
 }
 
 /// Printable ASCII other than '"' and '\\' is copied into a JSON string as it is: nlohmann's
@@ -114,7 +103,7 @@ std::optional<HttpError> check_resource(std::string_view value) {
   if (value.empty())
     return bad_request(
         "parameter 'resource' is empty; name the resource, e.g. https://database.windows.net/");
-  if (value.size() > kMaxResource || !printable_ascii(value)) {
+  if (!valid_key_text(value)) {
     return bad_request(
         "parameter 'resource' must be at most 1024 printable ASCII characters (percent-encode "
         "it in the query)");
@@ -195,7 +184,7 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
       if (identity_seen) {
         return bad_request("name at most one identity (client_id, object_id or mi_res_id)");
       }
-      if (value.empty() || value.size() > kMaxIdentity || !printable_ascii(value)) {
+      if (!valid_key_text(value)) {
         return bad_request("parameter '" + name + "' must be a non-empty identifier");
       }
       identity_seen = true;
@@ -208,12 +197,8 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
       resource_seen = true;
       if (auto invalid = check_resource(value)) return *invalid;
       query.key.resource = value;
-    } else if (name == "client_id") {
-      problem = set_identity(Identity::Kind::client_id);
-    } else if (name == "object_id" || name == "principal_id") {
-      problem = set_identity(Identity::Kind::object_id);
-    } else if (name == "mi_res_id" || name == "msi_res_id") {
-      problem = set_identity(Identity::Kind::mi_res_id);
+    } else if (const auto kind = identity_parameter(name)) {
+      problem = set_identity(*kind);
     } else if (name == "min_validity") {
       if (min_validity_seen) return bad_request("parameter 'min_validity' given more than once");
       min_validity_seen = true;

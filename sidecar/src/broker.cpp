@@ -8,11 +8,13 @@
 #include "broker/listeners.hpp"
 #include "broker/peer.hpp"
 #include "broker/refresh.hpp"
+#include "broker/sink.hpp"
 #include "broker/workload_identity.hpp"
 #include "tb/http/listen.hpp"
 #include "tb/http/server.hpp"
 #include "tb/log.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -59,10 +61,14 @@ struct Broker::Impl {
                            config.upstream_concurrency, 256, config.prefetch_jitter,
                            config.force_refresh_interval, config.idle_evict},
               metrics),
+        sinks(io.get_executor(), config.sinks, clock, metrics),
         api{config.default_identity, config.min_validity, config.request_timeout},
         limits{config.max_header_bytes, config.header_timeout, config.idle_timeout,
                config.max_connections, config.max_requests_per_connection},
-        signals(io, SIGTERM, SIGINT) {}
+        signals(io, SIGTERM, SIGINT) {
+    cache.on_new_token(
+        [this](const TokenKey& key, const TokenPtr& token) { sinks.deliver(key, token); });
+  }
 
   std::unique_ptr<Source> make_source() {
     if (config.source == "app-service") {
@@ -104,10 +110,22 @@ struct Broker::Impl {
       if (!status.last_error.empty()) item["last_error"] = status.last_error;
       tokens.push_back(std::move(item));
     }
-    return {{"status", ready ? "ready" : "not_ready"},
-            {"source", source->name()},
-            {"missing", std::move(missing)},
-            {"tokens", std::move(tokens)}};
+    json files = json::array();
+    for (const auto& sink : sinks.status()) {
+      if (!sink.current) ready = false;
+      json item = {{"path", sink.path},
+                   {"resource", sink.key.resource},
+                   {"identity", to_string(sink.key.identity)},
+                   {"current", sink.current}};
+      if (!sink.last_error.empty()) item["last_error"] = sink.last_error;
+      files.push_back(std::move(item));
+    }
+    json out = {{"status", ready ? "ready" : "not_ready"},
+                {"source", source->name()},
+                {"missing", std::move(missing)},
+                {"tokens", std::move(tokens)}};
+    if (!files.empty()) out["sinks"] = std::move(files);
+    return out;
   }
 
   /// Routes shared by both listeners; nullopt when the route is not one of them.
@@ -316,6 +334,7 @@ struct Broker::Impl {
   }
 
   void listen() {
+    sinks.check();  // before the socket exists: a bad --sink stops the start with nothing to undo
     try {
       bind_listeners();
     } catch (...) {
@@ -413,6 +432,7 @@ struct Broker::Impl {
                     {{"requests", waiting}});
     }
     cache.stop();
+    sinks.stop();
     remove_socket();
     io.stop();
   }
@@ -430,6 +450,7 @@ struct Broker::Impl {
   Metrics metrics;
   std::unique_ptr<Source> source;
   TokenCache cache;
+  FileSinks sinks;
   TokenBodies bodies;
   ApiOptions api;
   ServerLimits limits;
@@ -460,6 +481,15 @@ int Broker::run() {
   for (const auto& resource : config.prefetch) {
     impl.cache.prefetch(TokenKey{config.default_identity, resource});
   }
+  json sinks = json::array();
+  for (const auto& sink : config.sinks) {
+    impl.cache.prefetch(sink.key);
+    sinks.push_back({{"path", sink.path},
+                     {"resource", sink.key.resource},
+                     {"identity", to_string(sink.key.identity)},
+                     {"format", to_string(sink.format)},
+                     {"mode", fmt::format("{:04o}", sink.mode)}});
+  }
   json prefetch = config.prefetch;
   tb::log::info(
       "token-broker started",
@@ -472,6 +502,7 @@ int Broker::run() {
        {"imds_listen", impl.drop_in_server ? impl.drop_in_address : "off"},
        {"identity_header_file", impl.drop_in_server ? config.identity_header_file : "-"},
        {"prefetch", prefetch},
+       {"sinks", sinks},
        {"cloud", tb::endpoints(config.cloud).name},
        {"default_identity", to_string(config.default_identity)},
        {"allow_uids", impl.allow.uids},

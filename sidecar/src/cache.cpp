@@ -496,6 +496,7 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
         fields["status"] = 200;
         metrics_.upstream("ok", took);
         tb::log::info("token acquired", fields);
+        for (const auto& listener : listeners_) listener(entry.key, entry.token);
       }
     } else {
       auto& error = std::get<FetchError>(result);

@@ -74,13 +74,10 @@ const std::vector<Flag>& flags() {
        }},
       {"socket-mode", "OCTAL", "Permissions of the socket file (default 0660).",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
-         unsigned mode = 0;
-         auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), mode, 8);
-         if (v.empty() || ec != std::errc{} || ptr != v.data() + v.size() || mode > 0777) {
-           return "must be an octal mode such as 0660, got '" + v + "'";
-         }
-         if ((mode & 0600) != 0600) return "must let the owner read and write (e.g. 0660)";
-         c.socket_mode = static_cast<mode_t>(mode);
+         const auto mode = tb::flags::parse_octal_mode(v);
+         if (!mode) return "must be an octal mode such as 0660, got '" + v + "'";
+         if ((*mode & 0600) != 0600) return "must let the owner read and write (e.g. 0660)";
+         c.socket_mode = static_cast<mode_t>(*mode);
          return std::nullopt;
        }},
       {"allow-shared-socket-dir", "true|false",
@@ -163,6 +160,31 @@ const std::vector<Flag>& flags() {
          }
          return std::nullopt;
        }},
+      {"sink", "resource=R,path=P[,...]",
+       "Write the token for R to the file P on every new token, atomically (temp file, fsync, "
+       "rename: readers never see a partial file). Fields: resource=R, client_id|object_id|"
+       "mi_res_id=ID (default: --client-id), path=P (absolute; its directory must exist), "
+       "mode=0640 (octal; pgpass 0600), format=raw|json|pgpass (raw: the token alone; json: the "
+       "/v1/token body; pgpass: a libpq password file line, with pghost, pgport, pgdatabase, "
+       "pguser, each * by default). Repeatable; in the environment, separate sinks with ';'. R is "
+       "fetched at start and /readyz waits until every file is written.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         std::size_t start = 0;
+         while (start <= v.size()) {
+           auto end = v.find(';', start);
+           if (end == std::string::npos) end = v.size();
+           auto item = std::string_view(v).substr(start, end - start);
+           start = end + 1;
+           const auto first = item.find_first_not_of(" \n\t");
+           if (first == std::string_view::npos) continue;
+           item = item.substr(first, item.find_last_not_of(" \n\t") - first + 1);
+           auto parsed = parse_sink(item);
+           if (auto* problem = std::get_if<std::string>(&parsed)) return std::move(*problem);
+           c.sinks.push_back(std::get<SinkSpec>(std::move(parsed)));
+         }
+         return std::nullopt;
+       },
+       "", [](Config& c) { c.sinks.clear(); }},
       {"cloud", "NAME",
        "Azure cloud: AzurePublicCloud (default), AzureUSGovernment or AzureChinaCloud; sets "
        "workload identity's Entra authority when AZURE_AUTHORITY_HOST is unset.",
@@ -296,6 +318,24 @@ ParseOutcome parse_config(const std::vector<std::string>& args, const Getenv& ge
   if (config.identity_header_file.empty()) {
     config.identity_header_file =
         (std::filesystem::path(config.socket_path).parent_path() / "identity-header").string();
+  }
+  for (std::size_t i = 0; i < config.sinks.size(); ++i) {
+    auto& sink = config.sinks[i];
+    if (sink.key.identity.kind == Identity::Kind::none) sink.key.identity = config.default_identity;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (config.sinks[j].path == sink.path) {
+        outcome.error = "--sink path=" + sink.path + " is given to two sinks; give each its file";
+        return outcome;
+      }
+    }
+    for (const auto& [flag, other] :
+         {std::pair{"--socket", &config.socket_path},
+          std::pair{"--identity-header-file", &config.identity_header_file}}) {
+      if (sink.path == std::filesystem::path(*other).lexically_normal().string()) {
+        outcome.error = "--sink path=" + sink.path + " is the " + flag + " path; name another file";
+        return outcome;
+      }
+    }
   }
   auto env = [&](const char* name) { return getenv(name).value_or(std::string()); };
   if (config.source == "auto") {

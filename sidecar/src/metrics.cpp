@@ -79,6 +79,11 @@ std::string Metrics::render(const std::vector<Expiry>& expiries) const {
   header(out, "token_broker_idle_evictions_total", "counter",
          "Tokens dropped because nobody asked for them in --idle-evict.");
   fmt::format_to(it, "token_broker_idle_evictions_total {}\n", evictions_);
+  header(out, "token_broker_sink_writes_total", "counter",
+         "Token files (--sink) written, by outcome.");
+  fmt::format_to(it, "token_broker_sink_writes_total{{outcome=\"ok\"}} {}\n", sink_writes_ok_);
+  fmt::format_to(it, "token_broker_sink_writes_total{{outcome=\"failed\"}} {}\n",
+                 sink_writes_failed_);
   header(out, "token_broker_active_connections", "gauge", "Open client connections.");
   fmt::format_to(it, "token_broker_active_connections {}\n", active_connections_);
   header(out, "token_broker_token_expiry_seconds", "gauge",

@@ -32,6 +32,19 @@ std::string to_string(const Identity& identity) {
   return "default";
 }
 
+std::optional<Identity::Kind> identity_parameter(std::string_view name) {
+  if (name == "client_id") return Identity::Kind::client_id;
+  if (name == "object_id" || name == "principal_id") return Identity::Kind::object_id;
+  if (name == "mi_res_id" || name == "msi_res_id") return Identity::Kind::mi_res_id;
+  return std::nullopt;
+}
+
+bool valid_key_text(std::string_view text) {
+  return !text.empty() && text.size() <= 1024 &&
+         std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return c >= 0x20 && c < 0x7f; });
+}
+
 std::string TokenKey::flat() const {
   std::string out;
   out.reserve(resource.size() + identity.value.size() + 4);

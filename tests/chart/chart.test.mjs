@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,7 @@ if (helms.length === 0) {
 }
 
 const SOCKET_VOLUME = "token-broker-socket";
+const SINK_VOLUME = "token-sink";
 const CLIENT_ID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d";
 const TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 const SQL_CONNECTION =
@@ -78,6 +79,11 @@ const scenarios = {
       "ServiceAccount", "Secret", "Service", "Deployment", "AzureIdentity", "AzureIdentityBinding",
       "Ingress", "NetworkPolicy", "PodDisruptionBudget", "ServiceMonitor", "Pod",
     ],
+  },
+  "file-sinks": {
+    mode: "workloadIdentity", webhook: true, native: true, source: "workload-identity",
+    connection: PG_CONNECTION, auth: "password", resource: "https://ossrdbms-aad.database.windows.net",
+    prefetch: "https://ossrdbms-aad.database.windows.net", extras: ["psql", "legacy-tool"],
   },
   "connection-string": {
     mode: "imds", native: true, source: "imds", auth: "access-token", clientIdFlag: CLIENT_ID,
@@ -142,6 +148,12 @@ function flag(c, name) {
   const prefix = `--${name}=`;
   const arg = (c.args ?? []).find((a) => a.startsWith(prefix));
   return arg === undefined ? undefined : arg.slice(prefix.length);
+}
+
+// Every value of a repeatable flag (--sink).
+function flags(c, name) {
+  const prefix = `--${name}=`;
+  return (c.args ?? []).filter((a) => a.startsWith(prefix)).map((a) => a.slice(prefix.length));
 }
 
 function env(c, name) {
@@ -258,6 +270,44 @@ function checkSocketShared(template) {
   }
 }
 
+// broker.sinks: the files are on an in-memory emptyDir that the broker alone writes and every
+// extra container (neither the app nor the emulator) reads at the same path; no volume without sinks.
+function checkSinks(template) {
+  const spec = template.spec;
+  const broker = container(spec, "token-broker");
+  const sinks = flags(broker, "sink");
+  const volume = spec.volumes.find((v) => v.name === SINK_VOLUME);
+  const mounting = allContainers(spec).filter((c) => (c.volumeMounts ?? []).some((m) => m.name === SINK_VOLUME));
+  if (sinks.length === 0) {
+    assert.equal(volume, undefined, "no sink volume without broker.sinks");
+    assert.deepEqual(mounting.map((c) => c.name), [], "nobody mounts a sink volume");
+    return;
+  }
+  assert.equal(volume?.emptyDir?.medium, "Memory", "the sink files are in memory");
+  assert.equal(volume.emptyDir.sizeLimit, "1Mi");
+  const brokerMount = broker.volumeMounts.find((m) => m.name === SINK_VOLUME);
+  assert.ok(brokerMount, "the broker mounts the sink volume");
+  assert.notEqual(brokerMount.readOnly, true, "the broker writes the sink files");
+  for (const sink of sinks) {
+    const path = /(?:^|,)path=([^,]+)/.exec(sink)?.[1];
+    assert.equal(dirname(path), brokerMount.mountPath, `--sink ${sink} writes in the sink volume`);
+    assert.match(sink, /^resource=[^,]+(,client_id=[0-9a-f-]{36})?,path=[^,]+(,mode=0[0-7]{3})?,format=(raw|json|pgpass)(,[a-z]+=[^,]+)*$/);
+  }
+  assert.equal(new Set(sinks.map((s) => /path=([^,]+)/.exec(s)[1])).size, sinks.length, "each sink its own file");
+  // The broker refuses two sinks on one path and the chart checks it first; the socket has its own volume.
+  assert.notEqual(brokerMount.mountPath, broker.volumeMounts.find((m) => m.name === SOCKET_VOLUME).mountPath);
+  for (const c of allContainers(spec)) {
+    if (["token-broker", "todo-app", "imds-emulator"].includes(c.name)) continue;
+    const mounts = (c.volumeMounts ?? []).filter((m) => m.name === SINK_VOLUME);
+    assert.equal(mounts.length, 1, `${c.name} (extraContainers) mounts the sink volume once`);
+    assert.equal(mounts[0].readOnly, true, `${c.name} mounts the sink files read-only`);
+    if (!mounts[0].subPath) assert.equal(mounts[0].mountPath, brokerMount.mountPath, `${c.name}: at broker.sinkDir`);
+  }
+  for (const name of ["todo-app", "imds-emulator"]) {
+    assert.ok(!mounting.some((c) => c.name === name), `${name} does not mount the sink files`);
+  }
+}
+
 function checkSecurity(template) {
   const spec = template.spec;
   const pod = spec.securityContext;
@@ -327,7 +377,8 @@ function checkScenario(name, expected, docs) {
     assert.equal(b.startupProbe?.httpGet?.path, "/readyz", "the app waits for the broker's /readyz");
     assert.equal(b.startupProbe.httpGet.port, "broker-admin");
     assert.ok(spec.containers.every((c) => c.name !== "token-broker"));
-    assert.deepEqual(spec.containers.map((c) => c.name), ["todo-app"]);
+    assert.deepEqual(spec.containers.map((c) => c.name), ["todo-app", ...(expected.extras ?? [])],
+      "the app, then extraContainers");
   } else {
     assert.equal(init.length, 0, "no init containers in the fallback mode");
     assert.ok(spec.containers.some((c) => c.name === "token-broker"), "the broker is a regular container");
@@ -370,6 +421,10 @@ function checkScenario(name, expected, docs) {
       assert.ok(annotations["azure.workload.identity/skip-containers"].split(";").includes("todo-app"),
         "the webhook skips the app container");
       assert.ok(!annotations["azure.workload.identity/skip-containers"].split(";").includes("token-broker"));
+      for (const c of allContainers(spec).filter((c) => c.name !== "token-broker")) {
+        assert.ok(annotations["azure.workload.identity/skip-containers"].split(";").includes(c.name),
+          `the webhook skips ${c.name}: only the broker gets the federated token`);
+      }
       assert.deepEqual(azureEnv(broker), [], "the webhook, not the chart, sets AZURE_*");
       assert.equal(hasTokenVolume, false);
     } else {
@@ -514,6 +569,7 @@ for (const bin of helms) {
         checkLabels(docs);
         const template = podSpec(docs);
         checkSocketShared(template);
+        checkSinks(template);
         checkSecurity(template);
         checkNoSecret(docs, out.stdout);
         checkScenario(name, expected, docs);
@@ -624,6 +680,7 @@ for (const bin of helms) {
       checkLabels(docs);
       const template = podSpec(docs);
       checkSocketShared(template);
+      checkSinks(template);
       checkSecurity(template);
       checkNoSecret(docs, out.stdout);
       const deployment = docs.find((d) => d.kind === "Deployment");
@@ -783,6 +840,160 @@ for (const bin of helms) {
       assert.equal(env(container(podSpec(n).spec, "todo-app"), "TODO_CSRF_SECRET_FILE"), undefined);
     });
 
+    test("file sinks: one --sink per broker.sinks entry, the files read-write in the broker and read-only in extraContainers", async () => {
+      const out = await helm(bin, templateArgs(join(valuesDir, "file-sinks.yaml")));
+      assert.ok(out.ok, out.stderr);
+      const spec = podSpec(parseDocs(out.stdout)).spec;
+      const broker = container(spec, "token-broker");
+      assert.deepEqual(flags(broker, "sink"), [
+        "resource=https://ossrdbms-aad.database.windows.net,path=/var/run/token-sink/pgpass,format=pgpass," +
+          "pghost=todo-pg.postgres.database.azure.com,pgport=5432,pgdatabase=todo,pguser=todo-identity",
+        "resource=https://vault.azure.net,client_id=1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d," +
+          "path=/var/run/token-sink/vault-token.json,mode=0640,format=json",
+      ], "the pgpass fields in the line's order, client_id only when given, mode \"640\" as 0640");
+      // The broker fetches the sinks' tokens at start itself: --prefetch stays the app's, the jitter spreads both.
+      assert.equal(flag(broker, "prefetch"), "https://ossrdbms-aad.database.windows.net");
+      assert.equal(flag(broker, "prefetch-jitter"), "12");
+      assert.deepEqual(spec.volumes.find((v) => v.name === SINK_VOLUME),
+        { name: SINK_VOLUME, emptyDir: { medium: "Memory", sizeLimit: "1Mi" } });
+      assert.deepEqual(broker.volumeMounts.find((m) => m.name === SINK_VOLUME),
+        { name: SINK_VOLUME, mountPath: "/var/run/token-sink" }, "read-write in the broker");
+      assert.deepEqual(spec.containers.map((c) => c.name), ["todo-app", "psql", "legacy-tool"],
+        "extraContainers are regular containers, after the app");
+      const psql = container(spec, "psql");
+      assert.deepEqual(psql.volumeMounts, [
+        { name: "psql-home", mountPath: "/home/psql" },
+        { name: SINK_VOLUME, mountPath: "/var/run/token-sink", readOnly: true },
+      ], "its own mounts kept, the sink files added read-only");
+      assert.equal(env(psql, "PGPASSFILE"), "/var/run/token-sink/pgpass", "the rest as given");
+      assert.deepEqual(psql.command, ["sh", "-c", 'while sleep 300; do psql -c "select 1"; done']);
+      assert.equal(psql.securityContext.runAsUser, broker.securityContext.runAsUser, "the pgpass reader runs as the broker's uid");
+      assert.deepEqual(container(spec, "legacy-tool").volumeMounts,
+        [{ name: SINK_VOLUME, mountPath: "/var/run/token-sink", readOnly: true }]);
+      assert.deepEqual(spec.volumes.find((v) => v.name === "psql-home"), { name: "psql-home", emptyDir: { sizeLimit: "16Mi" } },
+        "extraVolumes are the pod's");
+      assert.ok(!container(spec, "todo-app").volumeMounts.some((m) => m.name === SINK_VOLUME), "the app has its socket, not the files");
+    });
+
+    test("file sinks: defaults, another directory, a mount of its own, no sinks, the fallback sidecar mode", async () => {
+      const sinks = [
+        { resource: "https://vault.azure.net", file: "token" },
+        { resource: "https://storage.azure.com/", file: "pg", format: "pgpass", mode: "400" },
+      ];
+      const reader = { name: "reader", image: "registry.example.com/library/busybox:1.36",
+        volumeMounts: [{ name: SINK_VOLUME, mountPath: "/in/token", subPath: "token", readOnly: false }] };
+      const [own, none, legacy] = await Promise.all([
+        helm(bin, templateArgs(null, ["--set-json", `broker.sinks=${JSON.stringify(sinks)}`, "--set", "broker.sinkDir=/run/tokens/",
+          "--set-json", `extraContainers=${JSON.stringify([reader])}`])),
+        helm(bin, templateArgs(null, ["--set-json", `extraContainers=${JSON.stringify([{ name: "reader", image: "i" }])}`])),
+        helm(bin, templateArgs(join(valuesDir, "file-sinks.yaml"), ["--set", "broker.nativeSidecar=false", "--kube-version", "1.28.0"])),
+      ]);
+      for (const out of [own, none, legacy]) assert.ok(out.ok, out.stderr);
+
+      const o = podSpec(parseDocs(own.stdout)).spec;
+      const broker = container(o, "token-broker");
+      assert.deepEqual(flags(broker, "sink"), [
+        "resource=https://vault.azure.net,path=/run/tokens/token,format=raw",
+        "resource=https://storage.azure.com/,path=/run/tokens/pg,mode=0400,format=pgpass",
+      ], "format raw unless given; no mode, no client_id: the broker's defaults");
+      assert.equal(flag(broker, "prefetch"), undefined, "SQLite: nothing else to prefetch");
+      assert.equal(flag(broker, "prefetch-jitter"), "12", "the sinks' first calls are spread all the same");
+      assert.equal(broker.volumeMounts.find((m) => m.name === SINK_VOLUME).mountPath, "/run/tokens");
+      assert.deepEqual(container(o, "reader").volumeMounts,
+        [{ name: SINK_VOLUME, mountPath: "/in/token", subPath: "token", readOnly: true }],
+        "a mount of its own of the sink volume is kept, but read-only: only the broker writes there");
+      checkSinks(podSpec(parseDocs(own.stdout)));
+
+      const n = podSpec(parseDocs(none.stdout)).spec;
+      assert.deepEqual(n.containers.map((c) => c.name), ["todo-app", "reader"]);
+      assert.equal(container(n, "reader").volumeMounts, undefined, "no sinks, no mount");
+      assert.equal(n.volumes.find((v) => v.name === SINK_VOLUME), undefined);
+      assert.deepEqual(flags(container(n, "token-broker"), "sink"), []);
+      assert.equal(flag(container(n, "token-broker"), "prefetch-jitter"), undefined);
+
+      const docs = parseDocs(legacy.stdout);
+      for (const doc of docs) assert.deepEqual(await validateObject(doc), [], `${doc.kind} ${doc.metadata?.name}`);
+      const l = podSpec(docs);
+      assert.deepEqual(l.spec.containers.map((c) => c.name), ["todo-app", "token-broker", "psql", "legacy-tool"]);
+      assert.equal(flags(container(l.spec, "token-broker"), "sink").length, 2);
+      checkSinks(l);
+      checkSecurity(l);
+    });
+
+    test("file sinks: what the templates and the schema refuse names the value to fix", async () => {
+      const sink = ["--set-json", 'broker.sinks=[{"resource":"https://vault.azure.net","file":"token"}]'];
+      // Where the schema's message points, as Helm 3 (broker.sinks.0.mode) and Helm 4 (/broker/sinks/0/mode) say it.
+      const at = (field) => new RegExp(`broker[./]sinks[./]0[./]${field}`);
+      const cases = [
+        [[...sink, "--set-json", 'extraContainers=[{"name":"r","image":"i","volumeMounts":[{"name":"tmp","mountPath":"/var/run/token-sink/"}]}]'],
+          /extraContainers\[0\] \(r\) mounts volume tmp at \/var\/run\/token-sink\/, where the chart mounts the sink files \(broker\.sinkDir\)/],
+        [[...sink, "--set", "broker.sinkDir=/var/run/token-broker/"], /broker\.sinkDir=\/var\/run\/token-broker\/ is broker\.socketDir/],
+        [["--set-json", 'extraContainers=[{"name":"r","image":"i"},{"name":"r","image":"j"}]'], /extraContainers\[1\]\.name=r is taken/],
+        [["--set-json", 'broker.sinks=[{"resource":"https://vault.azure.net","file":"token","mode":640}]'], at("mode")], // YAML's 0640 is a number,
+        [["--set-json", 'broker.sinks=[{"resource":"https://vault.azure.net","file":"token","mode":"0040"}]'], at("mode")], // the owner must read,
+        [["--set-json", 'broker.sinks=[{"resource":"https://vault.azure.net,format=json","file":"token"}]'], at("resource")],
+        [["--set-json", 'broker.sinks=[{"resource":"https://vault.azure.net","file":"..","format":"raw"}]'], at("file")],
+        [["--set-json", 'broker.sinks=[{"resource":"r","file":"pg","format":"pgpass","pgPort":"54x2"}]'], at("pgPort")],
+        [["--set-json", 'broker.sinks=[{"resource":"r","file":"pg","clientId":"my-identity"}]'], at("clientId")],
+        [["--set-json", 'broker.sinks=[{"file":"token"}]'], /resource/],
+        [["--set-json", 'extraContainers=[{"name":"Reader","image":"i"}]'], /extraContainers[./]0[./]name/],
+      ];
+      const outs = await Promise.all(cases.map(([args]) => helm(bin, templateArgs(null, args))));
+      outs.forEach((out, i) => {
+        assert.equal(out.ok, false, `${cases[i][0].join(" ")} must be refused (${version})`);
+        assert.match(out.stderr, cases[i][1], `${cases[i][0].join(" ")} (${version})`);
+      });
+    });
+
+    test("the file sinks example of charts/todo/README.md renders the --sink arguments it shows", async () => {
+      const text = readFileSync(join(chart, "README.md"), "utf8");
+      const section = /^## File sinks for programs that cannot speak HTTP\n([\s\S]*?)^## /m.exec(text)?.[1];
+      assert.ok(section, 'charts/todo/README.md has a section "File sinks for programs that cannot speak HTTP"');
+      const values = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+      const shown = /```text\n([\s\S]*?)```/.exec(section)?.[1].trim().split("\n");
+      assert.ok(values && shown, "with a values example and the arguments it renders");
+      const dir = mkdtempSync(join(tmpdir(), "tb-chart-sinks-"));
+      try {
+        const file = join(dir, "sinks.yaml");
+        writeFileSync(file, values);
+        // "Added to the values of the PostgreSQL walkthrough".
+        const out = await helm(bin, templateArgs(join(valuesDir, "workload-identity-postgresql.yaml"), ["-f", file]));
+        assert.ok(out.ok, out.stderr);
+        const docs = parseDocs(out.stdout);
+        for (const doc of docs) assert.deepEqual(await validateObject(doc), [], `${doc.kind} ${doc.metadata?.name}`);
+        const template = podSpec(docs);
+        checkLabels(docs);
+        checkSocketShared(template);
+        checkSinks(template);
+        checkSecurity(template);
+        checkNoSecret(docs, out.stdout);
+        const broker = container(template.spec, "token-broker");
+        assert.deepEqual(flags(broker, "sink").map((s) => `--sink=${s}`), shown);
+        const psql = container(template.spec, "psql");
+        assert.equal(psql.securityContext.runAsUser, broker.securityContext.runAsUser, "the pgpass reader runs as the broker's uid");
+        assert.equal(env(psql, "PGPASSFILE"), /path=([^,]+),format=pgpass/.exec(flags(broker, "sink")[0])[1]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("NOTES.txt lists the sink files and which extra containers cannot read a pgpass file", async (t) => {
+      const out = await helm(bin, ["install", "todo", chart, "--dry-run=client", "--namespace", "apps", ...REGISTRY,
+        "-f", join(valuesDir, "file-sinks.yaml")]);
+      if (!out.ok && /cluster unreachable/.test(out.stderr) && version.startsWith("v3.18.")) {
+        t.skip(`${version}: install --dry-run=client needs a cluster; NOTES.txt is checked with the other Helm`);
+        return;
+      }
+      assert.ok(out.ok, out.stderr);
+      assert.match(out.stdout, /read-only in psql, legacy-tool:\n {2}\/var\/run\/token-sink\/pgpass {2}pgpass, https:\/\/ossrdbms-aad\.database\.windows\.net\n/);
+      assert.match(out.stdout, /vault-token\.json {2}json, https:\/\/vault\.azure\.net/);
+      assert.match(out.stdout, /NOTE: pgpass \(format pgpass, mode 0600\) can be read by the broker's uid 65532 only/);
+      assert.match(out.stdout, /another uid \(legacy-tool\)/, "legacy-tool runs as 10002, psql as the broker");
+      const plain = await helm(bin, ["install", "todo", chart, "--dry-run=client", ...REGISTRY]);
+      assert.ok(plain.ok, plain.stderr);
+      assert.doesNotMatch(plain.stdout, /Token files|pgpass/);
+    });
+
     test("NOTES.txt warns about what needs attention", async (t) => {
       const dryRun = (sets) => helm(bin, ["install", "todo", chart, "--dry-run=client", "--namespace", "apps", ...REGISTRY,
         ...sets.flatMap((s) => ["--set", s])]);
@@ -820,6 +1031,7 @@ for (const bin of helms) {
         checkLabels(docs);
         const template = podSpec(docs);
         checkSocketShared(template);
+        checkSinks(template);
         checkSecurity(template);
         checkNoSecret(docs, out.stdout);
         const sets = Object.fromEntries(words.flatMap((w, i) => (words[i - 1] === "--set" ? [w.split(/=(.*)/s, 2)] : [])));

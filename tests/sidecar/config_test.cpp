@@ -457,6 +457,40 @@ TEST(ParseConfig, PrefetchSkipsEmptyItems) {
             (std::vector<std::string>{"https://a/", "https://b/"}));
 }
 
+TEST(ParseConfigSinks, EachSinkFlagAddsOneAndTheEnvironmentSeparatesThemWithSemicolons) {
+  const auto config = parse_ok(
+      {"--sink", "resource=https://a/,path=/s/a",  //
+       "--sink", "resource=https://b/,client_id=X,path=/s/b,format=json", "--client-id", "D"},
+      {{"TOKEN_BROKER_SINK", "resource=https://env/,path=/s/env"}});
+  ASSERT_EQ(config.sinks.size(), 2U);  // the command line replaces the environment's sinks
+  EXPECT_EQ(config.sinks[0].key,
+            (TokenKey{Identity{Identity::Kind::client_id, "D"}, "https://a/"}));
+  EXPECT_EQ(config.sinks[0].format, SinkSpec::Format::raw);
+  EXPECT_EQ(config.sinks[1].key,
+            (TokenKey{Identity{Identity::Kind::client_id, "X"}, "https://b/"}));
+  EXPECT_EQ(config.sinks[1].format, SinkSpec::Format::json);
+
+  const auto from_env = parse_ok(
+      {}, {{"TOKEN_BROKER_SINK", "resource=https://a/,path=/s/a; resource=https://b/,path=/s/b;"}});
+  ASSERT_EQ(from_env.sinks.size(), 2U);
+  EXPECT_EQ(from_env.sinks[1].path, "/s/b");
+  EXPECT_EQ(from_env.sinks[1].key.identity, Identity{});  // no --client-id: the upstream's default
+}
+
+TEST(ParseConfigSinks, TwoSinksOnOneFileOrASinkOnTheSocketAreRefused) {
+  expect_error_naming(
+      {"--sink", "resource=https://a/,path=/s/x", "--sink", "resource=https://b/,path=/s/../s/x"},
+      "--sink path=/s/x");
+  expect_error_naming(
+      {"--socket", "/run/b/broker.sock", "--sink", "resource=https://a/,path=/run/b/broker.sock"},
+      "--socket");
+  expect_error_naming({"--sink", "resource=https://a/,path=/run/b/identity-header", "--socket",
+                       "/run/b/broker.sock"},
+                      "--identity-header-file");
+  expect_error_naming({"--sink", "resource=https://a/"}, "--sink");
+  expect_error_naming({}, "TOKEN_BROKER_SINK", {{"TOKEN_BROKER_SINK", "path=/s/a"}});
+}
+
 TEST(ParseConfig, EmptyClientIdMeansTheDefaultIdentity) {
   EXPECT_EQ(parse_ok({"--client-id", ""}).default_identity, Identity{});
 }
@@ -469,6 +503,7 @@ TEST(Usage, MentionsEveryFlagAndItsEnvironmentVariable) {
                                           "socket-mode",
                                           "admin-listen",
                                           "prefetch",
+                                          "sink",
                                           "client-id",
                                           "min-validity",
                                           "request-timeout",

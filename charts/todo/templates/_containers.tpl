@@ -134,8 +134,18 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - --admin-listen=0.0.0.0:{{ .Values.broker.admin.port }}
     {{- with $prefetch }}
     - --prefetch={{ . }}
+    {{- end }}
+    {{- /* The sinks' tokens are fetched at start too. */}}
+    {{- if or $prefetch .Values.broker.sinks }}
     {{- /* The dev emulator is the pod's own, not the node's IMDS: nothing to spread. */}}
     - --prefetch-jitter={{ $.Values.devEmulator.enabled | ternary 0 $.Values.broker.prefetchJitter }}
+    {{- end }}
+    {{- if .Values.broker.sinks }}
+    # broker.sinks: files in broker.sinkDir with these tokens, replaced atomically at each new
+    # one; /readyz waits until each is written.
+    {{- range .Values.broker.sinks }}
+    - --sink={{ include "todo.broker.sink" (dict "sink" . "root" $) }}
+    {{- end }}
     {{- end }}
     - --cloud={{ .Values.identity.cloud }}
     - --min-validity={{ .Values.broker.minValidity }}
@@ -166,8 +176,8 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - name: broker-admin
       containerPort: {{ .Values.broker.admin.port }}
       protocol: TCP
-  # /readyz is 200 only when every prefetched token is held: with a native sidecar the app
-  # starts only after this probe succeeds.
+  # /readyz is 200 only when every prefetched token is held (and every sink file written): with
+  # a native sidecar the app and extraContainers start only after this probe succeeds.
   startupProbe:
     httpGet:
       path: /readyz
@@ -196,6 +206,11 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
   volumeMounts:
     - name: token-broker-socket
       mountPath: {{ .Values.broker.socketDir }}
+    {{- if .Values.broker.sinks }}
+    # The sink files: the broker writes them, extraContainers read them.
+    - name: {{ include "todo.broker.sinkVolume" . }}
+      mountPath: {{ include "todo.broker.sinkDir" . }}
+    {{- end }}
     {{- if $wiNoWebhook }}
     - name: azure-identity-token
       mountPath: /var/run/secrets/azure/tokens

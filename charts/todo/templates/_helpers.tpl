@@ -173,6 +173,95 @@ Without either the render fails: the chart's images are on no public registry. C
 {{- join "," $list }}
 {{- end }}
 
+{{/* File sinks (broker.sinks) ---------------------------------------------------------- */}}
+
+{{- define "todo.broker.sinkDir" -}}
+{{- trimSuffix "/" .Values.broker.sinkDir }}
+{{- end }}
+
+{{/* The volume of the sink files: written by the broker, read by extraContainers. */}}
+{{- define "todo.broker.sinkVolume" -}}token-sink{{- end }}
+
+{{/* A sink's format, raw unless given. Called with the sink. */}}
+{{- define "todo.broker.sinkFormat" -}}
+{{- .format | default "raw" }}
+{{- end }}
+
+{{/* A mode as the broker prints it: "640" -> "0640". Called with the mode string. */}}
+{{- define "todo.broker.octal" -}}
+{{- if eq (len .) 3 }}0{{ end }}{{ . }}
+{{- end }}
+
+{{/* One --sink value: resource=R[,client_id=ID],path=P[,mode=M],format=F[,pghost=H][,pgport=N]
+[,pgdatabase=D][,pguser=U]. Without clientId the broker gives the sink its default identity
+(--client-id, or AZURE_CLIENT_ID in workloadIdentity mode), as it does a request that names
+none; without mode, its default for the format (0640, pgpass 0600). Called with
+(dict "sink" … "root" .). */}}
+{{- define "todo.broker.sink" -}}
+{{- $s := .sink }}
+{{- $items := list (printf "resource=%s" $s.resource) }}
+{{- with $s.clientId }}
+{{- $items = append $items (printf "client_id=%s" .) }}
+{{- end }}
+{{- $items = append $items (printf "path=%s/%s" (include "todo.broker.sinkDir" .root) $s.file) }}
+{{- with $s.mode }}
+{{- $items = append $items (printf "mode=%s" (include "todo.broker.octal" .)) }}
+{{- end }}
+{{- $items = append $items (printf "format=%s" (include "todo.broker.sinkFormat" $s)) }}
+{{- /* In the order of the pgpass line's fields. */}}
+{{- range list (list "pgHost" "pghost") (list "pgPort" "pgport") (list "pgDatabase" "pgdatabase") (list "pgUser" "pguser") }}
+{{- $value := index $s (index . 0) }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $items = append $items (printf "%s=%v" (index . 1) $value) }}
+{{- end }}
+{{- end }}
+{{- join "," $items }}
+{{- end }}
+
+{{/* extraContainers as given, each with the sink volume read-only at broker.sinkDir when there
+are sinks (added to its own volumeMounts; a mount of its own of the volume, with a subPath say,
+is kept but made read-only: only the broker writes there). A YAML list, or nothing. */}}
+{{- define "todo.containers.extra" -}}
+{{- $sinkDir := include "todo.broker.sinkDir" . }}
+{{- $volume := include "todo.broker.sinkVolume" . }}
+{{- $out := list }}
+{{- range $i, $given := .Values.extraContainers }}
+{{- $c := deepCopy $given }}
+{{- if $.Values.broker.sinks }}
+{{- $mounts := $c.volumeMounts | default list }}
+{{- $own := false }}
+{{- range $mounts }}
+{{- if eq .name $volume }}
+{{- $_ := set . "readOnly" true }}
+{{- $own = true }}
+{{- else if eq (trimSuffix "/" .mountPath) $sinkDir }}
+{{- fail (printf "extraContainers[%d] (%s) mounts volume %s at %s, where the chart mounts the sink files (broker.sinkDir): mount it elsewhere, or set broker.sinkDir to another directory" $i $c.name .name .mountPath) }}
+{{- end }}
+{{- end }}
+{{- if not $own }}
+{{- $_ := set $c "volumeMounts" (append $mounts (dict "name" $volume "mountPath" $sinkDir "readOnly" true)) }}
+{{- end }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- with $out }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The pod's container names the Azure Workload Identity webhook must skip: all but the
+broker's, so that only the broker gets the federated token and the AZURE_* variables. */}}
+{{- define "todo.wiSkipContainers" -}}
+{{- $names := list "todo-app" }}
+{{- if .Values.devEmulator.enabled }}
+{{- $names = append $names "imds-emulator" }}
+{{- end }}
+{{- range .Values.extraContainers }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- join ";" $names }}
+{{- end }}
+
 {{- define "todo.broker.needsAdminOnService" -}}
 {{- if or .Values.service.exposeBrokerAdmin .Values.serviceMonitor.enabled }}true{{ end }}
 {{- end }}
@@ -193,6 +282,34 @@ Without either the render fails: the chart's images are on no public registry. C
 {{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (eq .Values.database.type "sqlite") }}
 {{- fail "database.type=sqlite keeps the data in each pod's own emptyDir: use replicaCount=1, or sqlserver/postgresql" }}
+{{- end }}
+{{- $sinkDir := include "todo.broker.sinkDir" . }}
+{{- if and .Values.broker.sinks (eq $sinkDir (trimSuffix "/" .Values.broker.socketDir)) }}
+{{- fail (printf "broker.sinkDir=%s is broker.socketDir: the sink files need a directory of their own (a volume of its own, read-only in extraContainers); set broker.sinkDir to another one, e.g. /var/run/token-sink" .Values.broker.sinkDir) }}
+{{- end }}
+{{- $files := dict }}
+{{- range $i, $s := .Values.broker.sinks }}
+{{- if hasKey $files $s.file }}
+{{- fail (printf "broker.sinks[%d].file and broker.sinks[%v].file are both %q: the two sinks would write the same file %s/%s (the broker refuses that); give each sink its own file name" (index $files $s.file) $i $s.file $sinkDir $s.file) }}
+{{- end }}
+{{- $_ := set $files $s.file $i }}
+{{- if ne (include "todo.broker.sinkFormat" $s) "pgpass" }}
+{{- range $key := list "pgHost" "pgPort" "pgDatabase" "pgUser" }}
+{{- if not (kindIs "invalid" (index $s $key)) }}
+{{- fail (printf "broker.sinks[%d].%s is a field of a pgpass line, and this sink's format is %s: set broker.sinks[%d].format=pgpass, or remove %s" $i $key (include "todo.broker.sinkFormat" $s) $i $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (eq (include "todo.broker.sinkFormat" $s) "pgpass") $s.mode (not (hasSuffix "00" $s.mode)) }}
+{{- fail (printf "broker.sinks[%d].mode=%q with format pgpass: libpq ignores a password file that group or others may read (\"has group or world access\") and asks for a password instead, so the broker refuses it. Leave mode unset (0600) or use 0400 and run the program that reads %s as the broker's uid (broker.securityContext.runAsUser); or, for a reader in the pod's group, use format raw (or json) with mode 0640 and hand it the token as the password (PGPASSWORD=\"$(cat FILE)\")" $i $s.mode $s.file) }}
+{{- end }}
+{{- end }}
+{{- $names := list "todo-app" "token-broker" "imds-emulator" }}
+{{- range $i, $c := .Values.extraContainers }}
+{{- if has $c.name $names }}
+{{- fail (printf "extraContainers[%d].name=%s is taken (by the chart's own containers, or an earlier extraContainers entry): give it another name" $i $c.name) }}
+{{- end }}
+{{- $names = append $names $c.name }}
 {{- end }}
 {{- if and .Values.serviceMonitor.enabled .Values.networkPolicy.enabled (not .Values.networkPolicy.adminFrom) }}
 {{- fail "serviceMonitor.enabled with networkPolicy.enabled needs networkPolicy.adminFrom: the policy lets nobody reach the broker's admin port, so Prometheus could not scrape its /metrics; set networkPolicy.adminFrom to Prometheus's pods, e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]" }}

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -27,6 +28,9 @@ struct Flag {
   /// Validates and stores the value; returns what is wrong with it, or nullopt.
   std::function<std::optional<std::string>(Config&, const std::string&)> set;
   std::string env = {};  ///< environment variable; "" = the prefix + the upper-cased name
+  /// A repeatable flag: each occurrence adds to the value, and the first one on the command line
+  /// calls this first, to drop what the environment set (flags win over the environment).
+  std::function<void(Config&)> reset = {};
 };
 
 struct Outcome {
@@ -53,6 +57,16 @@ inline std::optional<std::int64_t> to_int(std::string_view text) {
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc{} || ptr != text.data() + text.size() || text.empty()) return std::nullopt;
   return value;
+}
+
+/// A file mode in octal ("0640" or "640"), at most 0777; nullopt for anything else.
+inline std::optional<unsigned> parse_octal_mode(std::string_view text) {
+  unsigned mode = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
+  if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || mode > 0777) {
+    return std::nullopt;
+  }
+  return mode;
 }
 
 /// A setter for a whole number in [low, high].
@@ -99,6 +113,7 @@ Outcome parse(const std::vector<Flag<Config>>& flags, std::string_view env_prefi
       }
     }
   }
+  std::vector<const Flag<Config>*> repeated;  // repeatable flags seen on the command line
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
@@ -134,6 +149,10 @@ Outcome parse(const std::vector<Flag<Config>>& flags, std::string_view env_prefi
         return outcome;
       }
       value = args[++i];
+    }
+    if (flag->reset && std::find(repeated.begin(), repeated.end(), flag) == repeated.end()) {
+      flag->reset(config);
+      repeated.push_back(flag);
     }
     if (auto problem = flag->set(config, *value)) {
       outcome.error = "--" + name + " " + *problem;

@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,7 +62,6 @@ struct TokenError {
 /// The kind's short code, as callers and logs see it ("token_unavailable", …).
 std::string_view to_string(TokenError::Kind kind);
 
-using TokenPtr = std::shared_ptr<const Token>;
 using GetResult = std::variant<TokenPtr, TokenError>;
 
 /// What a forced refresh got: the token to use, and whether it differs from the one it replaces.
@@ -105,6 +105,12 @@ class TokenCache {
   boost::asio::awaitable<RefreshResult> refresh(TokenKey key, std::string rejected_sha256,
                                                 std::chrono::seconds min_validity,
                                                 SteadyTime deadline);
+
+  /// Called on the cache's thread each time a key gets a token from the upstream (at start, a
+  /// refresh, a forced refresh), once it is held; the token may equal the one it replaces (see
+  /// Refreshed::is_new).
+  using TokenListener = std::function<void(const TokenKey&, const TokenPtr&)>;
+  void on_new_token(TokenListener listener) { listeners_.push_back(std::move(listener)); }
 
   /// Marks `key` as needed from the start and starts fetching it.
   void prefetch(const TokenKey& key);
@@ -160,6 +166,7 @@ class TokenCache {
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
   int slots_in_use_ = 0;
   std::deque<boost::asio::steady_timer*> slot_waiters_;
+  std::vector<TokenListener> listeners_;
   bool stopped_ = false;
 };
 

@@ -3,6 +3,7 @@
 // in, nothing is read or opened here. Flags win over the environment.
 
 #include "broker/retry.hpp"
+#include "broker/sink.hpp"
 #include "broker/source.hpp"
 #include "broker/token.hpp"
 #include "tb/cloud.hpp"
@@ -49,6 +50,9 @@ struct Config {
   /// Resolved during parsing: default `<socket dir>/identity-header`.
   std::string identity_header_file;
   std::vector<std::string> prefetch;
+  /// --sink (repeatable): files that get each new token of a key. Resolved during parsing: a
+  /// sink that names no identity has the default identity (--client-id).
+  std::vector<SinkSpec> sinks;
   /// The Azure cloud: workload identity's Entra authority unless AZURE_AUTHORITY_HOST is set.
   tb::Cloud cloud = tb::Cloud::public_cloud;
   /// Each prefetched resource's first upstream call waits a random time below this.

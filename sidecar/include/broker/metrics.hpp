@@ -33,6 +33,8 @@ class Metrics {
   void forced_refresh(std::string_view outcome) { ++forced_refreshes_[std::string(outcome)]; }
   /// A key dropped by --idle-evict.
   void eviction() { ++evictions_; }
+  /// A --sink file write: ok or failed.
+  void sink_write(bool ok) { ++(ok ? sink_writes_ok_ : sink_writes_failed_); }
   void connection_opened() { ++active_connections_; }
   void connection_closed() { --active_connections_; }
   std::int64_t active_connections() const { return active_connections_; }
@@ -54,6 +56,8 @@ class Metrics {
   std::uint64_t stale_serves_ = 0;
   std::map<std::string, std::uint64_t> forced_refreshes_;
   std::uint64_t evictions_ = 0;
+  std::uint64_t sink_writes_ok_ = 0;
+  std::uint64_t sink_writes_failed_ = 0;
   std::int64_t active_connections_ = 0;
 };
 

@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 
 namespace broker {
@@ -22,6 +24,15 @@ struct Identity {
 
 /// Human-readable form for logs and errors, e.g. "client_id=1234" or "default".
 std::string to_string(const Identity& identity);
+
+/// The identity kind a parameter names, as IMDS and App Service name them: client_id, object_id
+/// (or principal_id), mi_res_id (or msi_res_id); nullopt for any other name.
+std::optional<Identity::Kind> identity_parameter(std::string_view name);
+
+/// Resources (URIs) and identities (GUIDs, ARM paths) are 1 to 1024 printable ASCII characters;
+/// anything else is a mistake or an attack, and would otherwise end up in logs, /readyz and
+/// /metrics.
+bool valid_key_text(std::string_view text);
 
 struct TokenKey {
   Identity identity;
@@ -68,6 +79,9 @@ struct Token {
   std::string fingerprint;  ///< short SHA-256 prefix: what logs show instead of the token
   std::string sha256;       ///< the whole SHA-256 in lower-case hex (forced refresh compares it)
 };
+
+/// Tokens are shared, never changed: the cache holds one, callers and sinks hold it too.
+using TokenPtr = std::shared_ptr<const Token>;
 
 /// Why a source could not deliver.
 struct FetchError {
