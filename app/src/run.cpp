@@ -11,11 +11,15 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <condition_variable>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <stop_token>
+#include <thread>
 #include <utility>
 
 namespace todo {
@@ -81,10 +85,65 @@ TokenSource broker_tokens(const AppConfig& config) {
   };
 }
 
+/// Watches the database token (GET /v1/token/watch) until `stop`: when the broker replaces it
+/// early (a forced refresh, because the database refused it or another replica asked), the pool
+/// closes the connections that logged in with the old one, which may hold revoked roles. A
+/// broker without the route, or down, is retried with backoff (1 s doubling to 30 s).
+void watch_db_token(const AppConfig& config, const TokenReplaced& token_replaced,
+                    const std::stop_token& stop) {
+  token_client::Options options;
+  options.socket_path = config.broker_socket;
+  options.timeout = config.broker_timeout;
+  token_client::Request request;
+  request.resource = config.db_token_resource;
+  request.client_id = config.db_client_id;
+  const token_client::Client client(options);
+  std::mutex mutex;
+  std::condition_variable_any wake;
+  auto pause = [&](std::chrono::milliseconds how_long) {
+    std::unique_lock lock(mutex);
+    wake.wait_for(lock, stop, how_long, [] { return false; });
+  };
+  auto backoff = std::chrono::milliseconds(1000);
+  bool warned = false;
+  while (!stop.stop_requested()) {
+    auto watch = client.watch(request);
+    if (!watch) {
+      // Once at warn level, then quietly: an old broker without the route would fill the log.
+      if (!std::exchange(warned, true)) {
+        tb::log::warn("cannot watch the database token; connections are still renewed by expiry",
+                      {{"error", watch.error().message}, {"retry_in_ms", backoff.count()}});
+      }
+      pause(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(1000);
+    warned = false;
+    while (!stop.stop_requested()) {
+      auto event = watch->next(std::chrono::milliseconds(500));
+      if (!event) {
+        if (event.error().code == token_client::Errc::timeout) continue;
+        tb::log::debug("database token watch ended; watching again",
+                       {{"error", event.error().message}});
+        pause(backoff);
+        break;
+      }
+      if (!event->forced) continue;
+      const auto closed = token_replaced(event->token_sha256);
+      tb::log::info("database token replaced early; closing connections that used the old one",
+                    {{"token_sha256", event->token_sha256.substr(0, 12)},
+                     {"version", event->version},
+                     {"closed_now", closed}});
+    }
+  }
+}
+
 }  // namespace
 
 int run(const AppConfig& config) {
   std::unique_ptr<TodoStore> store;
+  TokenReplaced token_replaced;
   std::unique_ptr<Csrf> csrf;
   try {
     csrf = std::make_unique<Csrf>(config.csrf_secret_file.empty()
@@ -99,7 +158,7 @@ int run(const AppConfig& config) {
     storage.token_margin = config.db_token_margin;
     TokenSource tokens;
     if (config.db_auth != Auth::none) tokens = broker_tokens(config);
-    store = make_odbc_store(std::move(storage), std::move(tokens));
+    store = make_odbc_store(std::move(storage), std::move(tokens), system_clock(), &token_replaced);
   } catch (const std::exception& error) {
     tb::log::error("todo-app cannot start", {{"error", error.what()}});
     std::cerr << "todo-app: " << error.what() << "\n";
@@ -126,6 +185,13 @@ int run(const AppConfig& config) {
   }
   server->start();
   if (admin) admin->start();
+  // Stopped (and joined) when run() returns, before the store goes.
+  std::jthread token_watch;
+  if (config.db_auth != Auth::none && token_replaced) {
+    token_watch = std::jthread([&config, &token_replaced](const std::stop_token& stop) {
+      watch_db_token(config, token_replaced, stop);
+    });
+  }
 
   // The first database round trip says at once whether the settings work (not fatal: the
   // database or the broker may come up later, and /readyz reports it).
@@ -195,6 +261,7 @@ int run(const AppConfig& config) {
   signals.async_wait(on_signal);
 
   io.run();
+  token_watch.request_stop();  // its next wait ends within half a second
   admin.reset();
   server.reset();  // waits for the workers' requests
   tb::log::info("todo-app stopped");

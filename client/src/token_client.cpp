@@ -8,21 +8,29 @@
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/throw_exception.hpp>
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <nlohmann/json.hpp>
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <limits>
+#include <optional>
 
 namespace token_client {
 namespace {
@@ -307,9 +315,9 @@ namespace {
 
 /// Sends `http_request` (its target set) and reads the answer; `is_new`, when not null, gets a
 /// forced refresh's "new".
-Result exchange(const Options& options_, const Request& request, tb::http::Request http_request,
-                bool* is_new) {
-  // Checked here because Asio throws for a path that does not fit in sockaddr_un.
+/// What is wrong with asking at all: a socket path that cannot be one, no resource.
+std::optional<Error> unusable(const Options& options_, const Request& request) {
+  // Checked first because Asio throws for a path that does not fit in sockaddr_un.
   if (options_.socket_path.empty() || options_.socket_path.size() > kMaxSocketPath) {
     return make_error(Errc::bad_request, 0,
                       "token broker socket path '" + printable(options_.socket_path) +
@@ -321,6 +329,12 @@ Result exchange(const Options& options_, const Request& request, tb::http::Reque
                       "no resource to ask the token broker for; name one, e.g. "
                       "https://database.windows.net/");
   }
+  return std::nullopt;
+}
+
+Result exchange(const Options& options_, const Request& request, tb::http::Request http_request,
+                bool* is_new) {
+  if (auto problem = unusable(options_, request)) return *problem;
   http_request.headers = {{"Accept", "application/json"}, {"User-Agent", "token_client"}};
   try {
     auto response = tb::http::request_unix(options_.socket_path, std::move(http_request),
@@ -369,6 +383,267 @@ RefreshResult Client::refresh(const Request& request, std::string_view rejected_
   auto token = exchange(options_, request, std::move(http_request), &is_new);
   if (!token) return token.error();
   return Refreshed{std::move(*token), is_new};
+}
+
+// ---- watch ----
+
+std::optional<std::string> take_sse_event(std::string& buffer) {
+  while (true) {
+    // Lines end with LF (CRLF and CR are allowed by the format; the broker sends LF).
+    std::size_t end = std::string::npos;
+    std::size_t after = 0;
+    for (const std::string_view blank : {"\n\n", "\r\n\r\n"}) {
+      const auto at = buffer.find(blank);
+      if (at != std::string::npos && at < end) {
+        end = at;
+        after = at + blank.size();
+      }
+    }
+    if (end == std::string::npos) return std::nullopt;
+    std::string block = buffer.substr(0, end);
+    buffer.erase(0, after);
+    // A block of comments only (": keep-alive") says nothing.
+    bool only_comments = true;
+    std::size_t start = 0;
+    while (start <= block.size()) {
+      auto line_end = block.find('\n', start);
+      if (line_end == std::string::npos) line_end = block.size();
+      const std::string_view line(block.data() + start, line_end - start);
+      if (!line.empty() && line.front() != ':' && line != "\r") only_comments = false;
+      start = line_end + 1;
+    }
+    if (!only_comments) return block;
+  }
+}
+
+EventResult parse_watch_event(std::string_view block, const Options& options) {
+  std::string_view name = "message";
+  std::string data;
+  std::size_t start = 0;
+  while (start <= block.size()) {
+    auto line_end = block.find('\n', start);
+    if (line_end == std::string_view::npos) line_end = block.size();
+    auto line = block.substr(start, line_end - start);
+    start = line_end + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty() || line.front() == ':') continue;
+    const auto colon = line.find(':');
+    const auto field = line.substr(0, colon);
+    auto value = colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (field == "event") name = value;
+    if (field == "data") {
+      if (!data.empty()) data += '\n';
+      data += value;
+    }
+  }
+  const auto invalid = [&](std::string_view what) {
+    return make_error(Errc::protocol_error, 200,
+                      "the watch stream from " + options.socket_path + " sent " +
+                          std::string(what) + "; " + check_socket_hint(options));
+  };
+  if (name == "shutdown") {
+    return make_error(Errc::broker_unavailable, 0,
+                      "token broker at " + options.socket_path +
+                          " is shutting down and ended the watch; watch again (the restarted "
+                          "broker answers)",
+                      1s);
+  }
+  if (name != "token") return invalid("an event other than token or shutdown");
+  const json parsed = json::parse(data, nullptr, false);
+  if (!parsed.is_object()) return invalid("a token event whose data is not a JSON object");
+  TokenEvent event;
+  const auto version = parsed.find("version");
+  const auto sha = parsed.find("token_sha256");
+  const auto expires_on = parsed.find("expires_on");
+  if (version == parsed.end() || !version->is_number_unsigned() || sha == parsed.end() ||
+      !sha->is_string() || expires_on == parsed.end() || !expires_on->is_number_integer()) {
+    return invalid("a token event without version, token_sha256 or expires_on");
+  }
+  const auto seconds = expires_on->get<std::int64_t>();
+  if (seconds < 0 || seconds > 7'258'118'400) return invalid("an expires_on that is no time");
+  event.version = version->get<std::uint64_t>();
+  event.token_sha256 = sha->get<std::string>();
+  event.expires_on = std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+  if (const auto forced = parsed.find("forced"); forced != parsed.end() && forced->is_boolean()) {
+    event.forced = forced->get<bool>();
+  }
+  if (const auto token = parsed.find("access_token"); token != parsed.end()) {
+    if (!token->is_string()) return invalid("an access_token that is not a string");
+    event.access_token = token->get<std::string>();
+  }
+  return event;
+}
+
+namespace {
+
+/// poll() for `events` on `fd` until `deadline`; false when it passed.
+bool wait_for(int fd, short events, std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd ready{fd, events, 0};
+    const int n = ::poll(&ready, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // the read or write that follows says what
+  }
+}
+
+boost::system::error_code last_error() { return {errno, boost::system::system_category()}; }
+
+}  // namespace
+
+Watch::Watch(int fd, std::string buffered, std::string socket_path)
+    : fd_(fd), buffer_(std::move(buffered)), socket_path_(std::move(socket_path)) {}
+
+Watch::Watch(Watch&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      buffer_(std::move(other.buffer_)),
+      socket_path_(std::move(other.socket_path_)),
+      ended_(other.ended_) {}
+
+Watch& Watch::operator=(Watch&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    buffer_ = std::move(other.buffer_);
+    socket_path_ = std::move(other.socket_path_);
+    ended_ = other.ended_;
+  }
+  return *this;
+}
+
+Watch::~Watch() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+EventResult Watch::next(std::chrono::milliseconds wait) {
+  Options options;
+  options.socket_path = socket_path_;
+  options.timeout = wait;
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (true) {
+    if (auto block = take_sse_event(buffer_)) {
+      auto event = parse_watch_event(*block, options);
+      if (!event) ended_ = true;
+      return event;
+    }
+    if (ended_ || fd_ < 0) {
+      return make_error(
+          Errc::broker_unavailable, 0,
+          "the watch stream from the token broker at " + socket_path_ + " has ended; watch again");
+    }
+    if (buffer_.size() > kMaxBody) {
+      ended_ = true;
+      return make_error(Errc::protocol_error, 200,
+                        "the watch stream from " + socket_path_ + " sent an event over " +
+                            std::to_string(kMaxBody / 1024) + " KiB; " +
+                            check_socket_hint(options));
+    }
+    if (!wait_for(fd_, POLLIN, deadline)) {
+      return make_error(
+          Errc::timeout, 0,
+          "no new token within " + std::to_string(wait.count()) + " ms (the watch goes on)");
+    }
+    std::array<char, 16384> chunk{};
+    const auto n = ::recv(fd_, chunk.data(), chunk.size(), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      ended_ = true;
+      return make_error(Errc::broker_unavailable, 0,
+                        "the token broker at " + socket_path_ + " ended the watch (" +
+                            (n == 0 ? std::string("closed") : last_error().message()) +
+                            "); watch again, with backoff");
+    }
+    buffer_.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+}
+
+WatchResult Client::watch(const Request& request, bool include_token) const {
+  if (auto problem = unusable(options_, request)) return *problem;
+  std::string target = token_target(request, broker_wait(options_.timeout), routes::kWatch);
+  if (include_token) target += "&include_token=true";
+  const std::string head = "GET " + target +
+                           " HTTP/1.1\r\nHost: token-broker\r\nAccept: text/event-stream\r\n"
+                           "User-Agent: token_client\r\n\r\n";
+  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return transport_error(last_error(), options_);
+  Watch watch(fd, {}, options_.socket_path);  // closes the socket on every return below
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::copy(options_.socket_path.begin(), options_.socket_path.end(), address.sun_path);
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockets API
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 &&
+      errno != EINPROGRESS) {
+    return transport_error(last_error(), options_);
+  }
+  for (std::size_t sent = 0; sent < head.size();) {
+    if (!wait_for(fd, POLLOUT, deadline)) {
+      return transport_error(make_error_code(boost::beast::error::timeout), options_);
+    }
+    const auto n = ::send(fd, head.data() + sent, head.size() - sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return transport_error(last_error(), options_);
+    }
+    sent += static_cast<std::size_t>(n);
+  }
+  boost::beast::http::response_parser<boost::beast::http::string_body> parser;
+  parser.body_limit(kMaxBody);
+  std::string bytes;
+  bool eof = false;
+  while (true) {
+    boost::beast::error_code ec;
+    // The header first (put() stops after it); a 200's body is the event stream, not parsed here.
+    while (!bytes.empty() && !ec &&
+           !(parser.is_header_done() && parser.get().result_int() == 200)) {
+      const auto used = parser.put(boost::asio::buffer(bytes), ec);
+      bytes.erase(0, used);
+      if (ec == boost::beast::http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (used == 0) break;
+    }
+    if (!ec && eof && !parser.is_done()) parser.put_eof(ec);
+    if (ec) return transport_error(ec, options_);
+    if (parser.is_header_done() && parser.get().result_int() == 200) {
+      const auto type = parser.get()[boost::beast::http::field::content_type];
+      if (!type.starts_with("text/event-stream")) {
+        return make_error(Errc::protocol_error, 200,
+                          "token broker at " + options_.socket_path +
+                              " answered a watch with something other than an event stream; " +
+                              check_socket_hint(options_));
+      }
+      watch.buffer_ = std::move(bytes);  // the first event, or its beginning
+      return watch;
+    }
+    if (parser.is_done()) {
+      const auto& response = parser.get();
+      const auto retry_after = response[boost::beast::http::field::retry_after];
+      auto answer = interpret_answer(
+          Answer{.status = static_cast<int>(response.result_int()),
+                 .retry_after = std::string_view(retry_after.data(), retry_after.size()),
+                 .body = response.body()},
+          request, options_);
+      if (!answer) return answer.error();
+      return make_error(Errc::protocol_error, 0, "unexpected answer to a watch");
+    }
+    if (eof) return transport_error(boost::beast::http::error::partial_message, options_);
+    if (!wait_for(fd, POLLIN, deadline)) {
+      return transport_error(make_error_code(boost::beast::error::timeout), options_);
+    }
+    std::array<char, 16384> chunk{};
+    const auto n = ::recv(fd, chunk.data(), chunk.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return transport_error(last_error(), options_);
+    }
+    if (n == 0) eof = true;
+    bytes.append(chunk.data(), static_cast<std::size_t>(n));
+  }
 }
 
 }  // namespace token_client

@@ -142,6 +142,7 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
   const bool imds = route == kImdsRoute;
   const bool app_service = route == kAppServiceRoute;
   const bool refresh = route == kRefreshRoute;
+  const bool watch = route == kWatchRoute;
 
   TokenQuery query;
   query.shape = imds ? Shape::imds : app_service ? Shape::app_service : Shape::v1;
@@ -177,6 +178,7 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
   bool min_validity_seen = false;
   bool timeout_seen = false;
   bool hash_seen = false;
+  bool include_seen = false;
   for (auto param : parsed->params()) {
     const std::string& name = param.key;
     const std::string& value = param.value;
@@ -238,12 +240,20 @@ std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,
             "digits");
       }
       query.rejected_sha256 = value;
+    } else if (watch && name == "include_token") {
+      if (include_seen) return bad_request("parameter 'include_token' given more than once");
+      include_seen = true;
+      if (value != "true" && value != "false") {
+        return bad_request("parameter 'include_token' must be true or false");
+      }
+      query.include_token = value == "true";
     } else if (!imds && !app_service) {
       // IMDS and App Service ignore parameters they do not know; our own routes name typos.
       return bad_request("unknown parameter '" + name +
                          "' (known: resource, client_id, object_id, mi_res_id, min_validity, "
                          "timeout" +
-                         (refresh ? std::string(", token_sha256") : std::string()) + ")");
+                         (refresh ? std::string(", token_sha256") : std::string()) +
+                         (watch ? std::string(", include_token") : std::string()) + ")");
     }
     if (problem) return *problem;
   }

@@ -9,6 +9,7 @@
 #include "broker/peer.hpp"
 #include "broker/refresh.hpp"
 #include "broker/sink.hpp"
+#include "broker/watch.hpp"
 #include "broker/workload_identity.hpp"
 #include "tb/http/listen.hpp"
 #include "tb/http/server.hpp"
@@ -43,8 +44,8 @@ namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
 std::string route_label(std::string_view path) {
-  for (std::string_view known : {kTokenRoute, kRefreshRoute, kImdsRoute, kAppServiceRoute,
-                                 kHealthRoute, kReadyRoute, kMetricsRoute}) {
+  for (std::string_view known : {kTokenRoute, kRefreshRoute, kWatchRoute, kImdsRoute,
+                                 kAppServiceRoute, kHealthRoute, kReadyRoute, kMetricsRoute}) {
     if (path == known) return std::string(known);
   }
   return "other";
@@ -62,12 +63,16 @@ struct Broker::Impl {
                            config.force_refresh_interval, config.idle_evict},
               metrics),
         sinks(io.get_executor(), config.sinks, clock, metrics),
+        watchers(io.get_executor(), cache, clock, metrics,
+                 WatchOptions{config.watch_keepalive, config.watch_buffer}),
         api{config.default_identity, config.min_validity, config.request_timeout},
         limits{config.max_header_bytes, config.header_timeout, config.idle_timeout,
                config.max_connections, config.max_requests_per_connection},
         signals(io, SIGTERM, SIGINT) {
-    cache.on_new_token(
-        [this](const TokenKey& key, const TokenPtr& token) { sinks.deliver(key, token); });
+    cache.on_new_token([this](const TokenKey& key, const TokenPtr& token) {
+      sinks.deliver(key, token);
+      watchers.deliver(key, token);
+    });
   }
 
   std::unique_ptr<Source> make_source() {
@@ -186,6 +191,34 @@ struct Broker::Impl {
     co_return make_error(request, error);
   }
 
+  /// GET kWatchRoute: a Server-Sent Events stream of the key's tokens (watch.hpp). The first
+  /// token is waited for as GET /v1/token waits for it, and its errors are that route's.
+  asio::awaitable<Response> watch(const Request& request) {
+    auto parsed = parse_token_request(request, api);
+    if (auto* error = std::get_if<HttpError>(&parsed)) co_return make_error(request, *error);
+    const auto query = std::move(std::get<TokenQuery>(parsed));
+    const auto start = clock.steady_now();
+    auto result = co_await cache.get(query.key, query.min_validity, start + query.wait);
+    if (auto* error = std::get_if<TokenError>(&result)) {
+      co_return make_error(request, to_http_error(*error));
+    }
+    if (watchers.size() >= config.max_watchers) {
+      co_return make_error(
+          request, HttpError{503, "too_many_watchers",
+                             "the broker serves " + std::to_string(config.max_watchers) +
+                                 " watch streams already (--max-watchers); close idle ones or "
+                                 "poll /v1/token",
+                             5s});
+    }
+    std::string first;
+    auto stream = watchers.add(query.key, query.include_token, *std::get<TokenPtr>(result), first);
+    auto response = make_response(request, http::status::ok, std::move(first));
+    response.set(http::field::content_type, "text/event-stream");
+    // NOLINTNEXTLINE(bugprone-unchecked-optional-access): set by listen(); only its routes call
+    if (!socket_server->attach_stream(request, stream)) stream->abort();
+    co_return response;
+  }
+
   /// POST kRefreshRoute: a forced refresh (TokenCache::refresh).
   asio::awaitable<Response> forced_refresh(const Request& request) {
     auto parsed = parse_token_request(request, api);
@@ -223,6 +256,12 @@ struct Broker::Impl {
         response = co_await forced_refresh(request);
       } else {
         response = post_only(request);
+      }
+    } else if (path == kWatchRoute) {
+      if (request.method() == http::verb::get) {
+        response = co_await watch(request);
+      } else {
+        response = method_not_allowed(request);
       }
     } else if (path == kTokenRoute || path == kImdsRoute) {
       // (No co_await inside ?: — GCC 12 miscompiles that.)
@@ -402,6 +441,7 @@ struct Broker::Impl {
     if (ec) co_return;
     tb::log::info("shutting down", {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"},
                                     {"grace_s", config.shutdown_grace.count()}});
+    watchers.close_all();  // each stream gets `event: shutdown`; drain() then closes them
     asio::steady_timer grace(io, config.shutdown_grace);
     std::size_t draining = 0;
     auto drain = [&](auto& server) {
@@ -451,6 +491,7 @@ struct Broker::Impl {
   std::unique_ptr<Source> source;
   TokenCache cache;
   FileSinks sinks;
+  Watchers watchers;
   TokenBodies bodies;
   ApiOptions api;
   ServerLimits limits;

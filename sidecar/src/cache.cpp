@@ -105,6 +105,7 @@ struct TokenCache::Entry {
   std::string force_replacing;          ///< SHA-256 of the token it replaces (empty: none held)
   std::optional<SteadyTime> forced_at;  ///< when the last forced refresh was asked for
   SteadyTime last_used{};               ///< when a caller last asked for it (idle_evict)
+  std::uint64_t versions = 0;           ///< tokens installed so far (Token::version)
 };
 
 TokenCache::TokenCache(asio::any_io_executor executor, Source& source, const Clock& clock,
@@ -136,6 +137,12 @@ TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity
   metrics_.cache_hit();
   if (entry.failures > 0 && now >= entry.refresh_at) metrics_.stale_serve();
   return entry.token;
+}
+
+void TokenCache::keep(const TokenKey& key) {
+  if (const auto it = entries_.find(key.flat()); it != entries_.end()) {
+    it->second->last_used = clock_.steady_now();
+  }
 }
 
 void TokenCache::prefetch(const TokenKey& key) {
@@ -465,6 +472,8 @@ asio::awaitable<void> TokenCache::run(Entry& entry, std::chrono::milliseconds fi
         token->acquired_at = now;
         token->sha256 = tb::hex(tb::sha256(fresh->access_token));
         token->fingerprint = token->sha256.substr(0, 12);  // as tb::log::fingerprint
+        token->version = ++entry.versions;
+        token->forced = forced;
         token->upstream = std::move(*fresh);
         delay = refresh_delay(token->upstream.expires_in, token->upstream.refresh_in, jitter_());
         fields["token_sha256"] = token->fingerprint;

@@ -208,6 +208,20 @@ const std::vector<Flag>& flags() {
        "comes (--prefetch resources never are; default 3600, 0: never).",
        int_range(0, 604'800,  // a week
                  [](Config& c, std::int64_t v) { c.idle_evict = std::chrono::seconds(v); })},
+      {"max-watchers", "N",
+       "Watch streams (GET /v1/token/watch) open at once; more are answered 503 (default 1000; "
+       "each is a connection, within --max-connections).",
+       int_range(0, 100'000,
+                 [](Config& c, std::int64_t v) { c.max_watchers = static_cast<std::size_t>(v); })},
+      {"watch-keepalive", "SECONDS",
+       "A keep-alive comment on every watch stream this often (default 15).",
+       int_range(1, 300,
+                 [](Config& c, std::int64_t v) { c.watch_keepalive = std::chrono::seconds(v); })},
+      {"watch-buffer", "BYTES",
+       "Bytes a watch stream may queue for a reader that does not read (beyond its socket's "
+       "small buffer); more and the stream is closed (default 65536).",
+       int_range(1024, std::int64_t{16} * 1024 * 1024,
+                 [](Config& c, std::int64_t v) { c.watch_buffer = static_cast<std::size_t>(v); })},
       {"client-id", "ID", "Default identity (user-assigned client ID) for requests that name none.",
        [](Config& c, const std::string& v) -> std::optional<std::string> {
          c.default_identity = v.empty() ? Identity{} : Identity{Identity::Kind::client_id, v};

@@ -79,6 +79,11 @@ std::string Metrics::render(const std::vector<Expiry>& expiries) const {
   header(out, "token_broker_idle_evictions_total", "counter",
          "Tokens dropped because nobody asked for them in --idle-evict.");
   fmt::format_to(it, "token_broker_idle_evictions_total {}\n", evictions_);
+  header(out, "token_broker_watchers", "gauge", "Open watch streams (GET /v1/token/watch).");
+  fmt::format_to(it, "token_broker_watchers {}\n", watchers_);
+  header(out, "token_broker_watchers_dropped_total", "counter",
+         "Watch streams closed because their reader stopped reading.");
+  fmt::format_to(it, "token_broker_watchers_dropped_total {}\n", watchers_dropped_);
   header(out, "token_broker_sink_writes_total", "counter",
          "Token files (--sink) written, by outcome.");
   fmt::format_to(it, "token_broker_sink_writes_total{{outcome=\"ok\"}} {}\n", sink_writes_ok_);

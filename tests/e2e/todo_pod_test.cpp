@@ -297,6 +297,32 @@ TEST_F(TodoPod, ARevokedTokenIsReplacedByOneForcedRefreshAndTheNextWriteSucceeds
   EXPECT_NE(json::parse(now_held.body())["access_token"], token);
 }
 
+TEST_F(TodoPod, ATokenReplacedElsewhereClosesTheAppsConnectionsThatUsedTheOldOne) {
+  start_backends();
+  start_app();
+  ASSERT_EQ(api(http::verb::post, "/api/todos", {{"description", "before"}}).result_int(), 201);
+  const auto held = get(std::string("/v1/token?resource=") + kOssrdbms);
+  const auto token = json::parse(held.body())["access_token"].get<std::string>();
+  const auto logins_before = verifier_lines().size();
+  // Another replica's database login was refused: it forced a refresh. This app hears of it on
+  // its watch and closes its idle connection, which logged in with the old token.
+  const auto refreshed = post(std::string("/v1/token/refresh?resource=") + kOssrdbms +
+                              "&token_sha256=" + tb::hex(tb::sha256(token)));
+  ASSERT_EQ(refreshed.result_int(), 200) << refreshed.body();
+  ASSERT_TRUE(wait_until(
+      [&] { return app_log().find("database token replaced early") != std::string::npos; }, 5s))
+      << app_log();
+  EXPECT_NE(app_log().find("token replaced by a forced refresh"), std::string::npos) << app_log();
+  EXPECT_NE(app_log().find("\"closed_now\":1"), std::string::npos) << app_log();
+  // The next request logs in again, with the new token.
+  ASSERT_EQ(api(http::verb::post, "/api/todos", {{"description", "after"}}).result_int(), 201);
+  const auto lines = verifier_lines();
+  ASSERT_GT(lines.size(), logins_before);
+  EXPECT_EQ(lines.back()["result"], "accepted");
+  EXPECT_EQ(lines.back()["fingerprint"],
+            tb::log::fingerprint(json::parse(refreshed.body())["access_token"].get<std::string>()));
+}
+
 TEST_F(TodoPod, AnIdentityTheDatabaseDoesNotAcceptGivesAClearErrorNotACrash) {
   start_backends();
   start_app({"--db-client-id", kStrangerClientId});

@@ -39,7 +39,7 @@ Raw::Raw(const std::string& path) {
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
-  std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+  (void)std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
   if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     ::close(fd_);
     fd_ = -1;
@@ -63,8 +63,13 @@ bool Raw::send(std::string_view bytes) {
 }
 
 Raw::End Raw::read_for(std::chrono::milliseconds wait, std::string& into) {
+  return read_until([](const std::string&) { return false; }, wait, into);
+}
+
+Raw::End Raw::read_until(const std::function<bool(const std::string&)>& done,
+                         std::chrono::milliseconds wait, std::string& into) {
   const auto deadline = Clock::now() + wait;
-  while (true) {
+  while (!done(into)) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left <= 0ms) return End::open;
@@ -79,6 +84,7 @@ Raw::End Raw::read_for(std::chrono::milliseconds wait, std::string& into) {
     }
     into.append(chunk, static_cast<std::size_t>(n));
   }
+  return End::open;
 }
 
 std::pair<std::string, Raw::End> Raw::read_to_end(std::chrono::milliseconds wait) {

@@ -5,7 +5,10 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <sys/resource.h>
+
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +44,11 @@ class Raw {
   /// Reads what arrives within `wait`; stops early at the end of the stream or a reset.
   End read_for(std::chrono::milliseconds wait, std::string& into);
 
+  /// Reads until `done(into)` holds (checked after each arrival), the stream ends, or `wait`
+  /// passes (End::open; check `done` again to tell).
+  End read_until(const std::function<bool(const std::string&)>& done,
+                 std::chrono::milliseconds wait, std::string& into);
+
   /// Everything until the server closes the connection (or `wait` passes: End::open).
   std::pair<std::string, End> read_to_end(
       std::chrono::milliseconds wait = std::chrono::seconds(10));
@@ -56,6 +64,32 @@ class Raw {
  private:
   int fd_ = -1;
   std::string pending_;
+};
+
+/// Sets this process's open-file soft limit (children inherit it) to `soft`, unless it is
+/// higher already and `lower` is false; restores the old limit when it goes away.
+class FileLimit {
+ public:
+  explicit FileLimit(rlim_t soft, bool lower = false) {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    if (saved_.rlim_cur >= soft && !lower) return;
+    if (saved_.rlim_max != RLIM_INFINITY && saved_.rlim_max < soft) {
+      ok_ = false;
+      return;
+    }
+    rlimit changed = saved_;
+    changed.rlim_cur = soft;
+    ok_ = ::setrlimit(RLIMIT_NOFILE, &changed) == 0;
+  }
+  ~FileLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  FileLimit(const FileLimit&) = delete;
+  FileLimit& operator=(const FileLimit&) = delete;
+  bool ok() const { return ok_; }
+  rlim_t hard() const { return saved_.rlim_max; }
+
+ private:
+  rlimit saved_{};
+  bool ok_ = true;
 };
 
 }  // namespace integration

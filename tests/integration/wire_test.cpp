@@ -63,32 +63,6 @@ std::size_t open_files(pid_t pid) {
   return count;
 }
 
-/// Sets this process's open-file soft limit (children inherit it) to `soft`, unless it is
-/// higher already and `lower` is false; restores the old limit when it goes away.
-class FileLimit {
- public:
-  explicit FileLimit(rlim_t soft, bool lower = false) {
-    ::getrlimit(RLIMIT_NOFILE, &saved_);
-    if (saved_.rlim_cur >= soft && !lower) return;
-    if (saved_.rlim_max != RLIM_INFINITY && saved_.rlim_max < soft) {
-      ok_ = false;
-      return;
-    }
-    rlimit changed = saved_;
-    changed.rlim_cur = soft;
-    ok_ = ::setrlimit(RLIMIT_NOFILE, &changed) == 0;
-  }
-  ~FileLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
-  FileLimit(const FileLimit&) = delete;
-  FileLimit& operator=(const FileLimit&) = delete;
-  bool ok() const { return ok_; }
-  rlim_t hard() const { return saved_.rlim_max; }
-
- private:
-  rlimit saved_{};
-  bool ok_ = true;
-};
-
 class Wire : public BrokerWithEmulator {
  protected:
   /// Remembers the tokens in `answers` (TearDown checks that none reached a log).

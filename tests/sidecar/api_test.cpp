@@ -65,6 +65,26 @@ TEST(ParseTokenRequest, V1DecodesThePercentEncodedResourceAndUsesTheDefaults) {
   EXPECT_EQ(query.shape, Shape::v1);
 }
 
+TEST(ParseTokenRequest, WatchTakesIncludeTokenAndOnlyThere) {
+  const auto plain = expect_query(parse_token_request(get("/v1/token/watch?resource=R"), kOptions));
+  EXPECT_FALSE(plain.include_token);
+  EXPECT_EQ(plain.key.resource, "R");
+  EXPECT_TRUE(
+      expect_query(parse_token_request(
+                       get("/v1/token/watch?resource=R&include_token=true&client_id=C"), kOptions))
+          .include_token);
+  expect_mentions(expect_bad_request(parse_token_request(
+                      get("/v1/token/watch?resource=R&include_token=1"), kOptions)),
+                  "include_token");
+  expect_mentions(
+      expect_bad_request(parse_token_request(
+          get("/v1/token/watch?resource=R&include_token=true&include_token=false"), kOptions)),
+      "include_token");
+  expect_mentions(expect_bad_request(parse_token_request(
+                      get("/v1/token?resource=R&include_token=true"), kOptions)),
+                  "include_token");
+}
+
 TEST(ParseTokenRequest, V1AcceptsAnUnencodedResourceUrl) {
   const auto query = expect_query(
       parse_token_request(get("/v1/token?resource=https://vault.azure.net"), kOptions));

@@ -692,6 +692,20 @@ TEST_F(TokenCacheTest, ForcedRefreshFetchesANewTokenAtOnceAndPassesTheRejectedHa
             1);
 }
 
+TEST_F(TokenCacheTest, ListenersHearEachNewTokenWithItsVersionAndWhetherItWasForced) {
+  std::vector<std::tuple<std::string, std::uint64_t, bool>> heard;
+  cache_->on_new_token([&](const TokenKey& key, const TokenPtr& token) {
+    EXPECT_EQ(key, kSql);
+    heard.emplace_back(token->upstream.access_token, token->version, token->forced);
+  });
+  source_.then(upstream_token("t1", 3600s, clock_));
+  source_.then(upstream_token("t2", 3600s, clock_));
+  ASSERT_EQ(expect_token(*get(kSql))->version, 1U);
+  ASSERT_EQ(expect_refreshed(*refresh(kSql, sha256_hex("t1"))).token->version, 2U);
+  using Heard = std::tuple<std::string, std::uint64_t, bool>;
+  EXPECT_EQ(heard, (std::vector<Heard>{Heard{"t1", 1, false}, Heard{"t2", 2, true}}));
+}
+
 TEST_F(TokenCacheTest, ForcedRefreshWithoutAHashReplacesTheHeldToken) {
   source_.then(upstream_token("t1", 3600s, clock_));
   source_.then(upstream_token("t2", 3600s, clock_));

@@ -2,6 +2,8 @@
 // retirement by token expiry and lifetime, broken/expired connections, bounded size.
 #include "todo/connection_pool.hpp"
 
+#include "tb/crypto.hpp"
+
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
@@ -184,6 +186,37 @@ TEST_F(PoolTest, ReusesAnIdleConnectionWithoutANewToken) {
   EXPECT_EQ(world.opened, 1);
   EXPECT_EQ(world.tokens_issued, 1);
   EXPECT_EQ(pool->open_count(), 1u);
+  EXPECT_EQ(pool->idle_count(), 1u);
+}
+
+TEST_F(PoolTest, ATokenReplacedByAForcedRefreshClosesTheConnectionsThatLoggedInWithAnother) {
+  auto pool = make_pool();
+  auto leased = pool->acquire();  // token-1, in use while the token is replaced
+  ASSERT_TRUE(leased);
+  {
+    auto idle = pool->acquire();  // token-2, returned: idle
+    ASSERT_TRUE(idle);
+  }
+  ASSERT_EQ(pool->idle_count(), 1u);
+  ASSERT_EQ(world.tokens_seen, (std::vector<std::string>{"token-1", "token-2"}));
+
+  // The broker's watch says token-2 replaced token-1 early: token-1's connection goes (when it
+  // comes back), token-2's stays.
+  EXPECT_EQ(pool->token_replaced(tb::hex(tb::sha256("token-2"))), 0u);
+  EXPECT_EQ(pool->idle_count(), 1u);
+  { auto returned = std::move(*leased); }
+  EXPECT_EQ(world.closed, 1);
+  EXPECT_EQ(pool->open_count(), 1u);
+
+  // Replaced again, by a token no connection has: the idle one closes at once.
+  EXPECT_EQ(pool->token_replaced(tb::hex(tb::sha256("token-9"))), 1u);
+  EXPECT_EQ(world.closed, 2);
+  EXPECT_EQ(pool->open_count(), 0u);
+  // A new connection logs in with a new token and is kept.
+  auto store = make_store(pool);
+  ASSERT_TRUE(store->ping());
+  ASSERT_TRUE(store->ping());
+  EXPECT_EQ(world.opened, 3);
   EXPECT_EQ(pool->idle_count(), 1u);
 }
 

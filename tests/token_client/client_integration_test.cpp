@@ -1,10 +1,12 @@
 // token_client against a real token-broker + imds-emulator (and, for the failures no broker
 // produces on purpose, a socket that never answers and a fake server): what an application sees.
 #include "fixture.hpp"
+#include "tb/crypto.hpp"
 #include "token_bench/run.hpp"
 #include "token_client/token_client.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <nlohmann/json.hpp>
 
 #include <poll.h>
@@ -318,6 +320,64 @@ TEST_F(TokenClientWithBroker, BenchModeWithoutABrokerSaysSoAndExits1) {
   std::ostringstream err;
   EXPECT_EQ(token_bench::run(args, out, err, false), 1);
   EXPECT_NE(err.str().find("token broker is not running"), std::string::npos) << err.str();
+}
+
+TEST_F(TokenClientWithBroker, AWatchGivesTheCurrentTokenThenEachNewOneAndEndsOnShutdown) {
+  start_emulator();
+  start_broker({"--force-refresh-interval", "1"});
+  auto token = fetch(client(), kDatabaseRequest);
+  ASSERT_TRUE(token) << token.error().message;
+  auto watch = client().watch(kDatabaseRequest);
+  ASSERT_TRUE(watch) << watch.error().message;
+  auto first = watch->next(2s);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->version, 1U);
+  EXPECT_EQ(first->token_sha256, tb::hex(tb::sha256(token->access_token)));
+  EXPECT_FALSE(first->forced);
+  EXPECT_FALSE(first->access_token.has_value());
+  EXPECT_EQ(first->expires_on, token->expires_on);
+  // Nothing new yet: a timeout, and the watch goes on.
+  auto quiet = watch->next(200ms);
+  ASSERT_FALSE(quiet);
+  EXPECT_EQ(quiet.error().code, token_client::Errc::timeout);
+
+  auto refreshed = client().refresh(kDatabaseRequest, token->access_token);
+  ASSERT_TRUE(refreshed) << refreshed.error().message;
+  remember_token(refreshed->token.access_token);
+  auto second = watch->next(2s);
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->version, 2U);
+  EXPECT_TRUE(second->forced);
+  EXPECT_EQ(second->token_sha256, tb::hex(tb::sha256(refreshed->token.access_token)));
+
+  // include_token: the events carry the token.
+  auto with_token = client().watch(kDatabaseRequest, true);
+  ASSERT_TRUE(with_token) << with_token.error().message;
+  auto carried = with_token->next(2s);
+  ASSERT_TRUE(carried) << carried.error().message;
+  EXPECT_EQ(carried->access_token, std::optional<std::string>(refreshed->token.access_token));
+
+  // SIGTERM: the watch ends with a transient error, so callers watch again.
+  ASSERT_EQ(::kill(broker_->pid(), SIGTERM), 0);
+  auto ended = watch->next(5s);
+  ASSERT_FALSE(ended);
+  EXPECT_EQ(ended.error().code, token_client::Errc::broker_unavailable);
+  EXPECT_TRUE(token_client::is_transient(ended.error().code));
+  expect_no_token_in(ended.error().message);
+}
+
+TEST_F(TokenClientWithBroker, AWatchThatCannotStartSaysWhyLikeGetToken) {
+  auto none = client().watch(kDatabaseRequest);  // no broker
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code, token_client::Errc::broker_not_running);
+  start_emulator();
+  start_broker();
+  auto no_resource = client().watch({});
+  ASSERT_FALSE(no_resource);
+  EXPECT_EQ(no_resource.error().code, token_client::Errc::bad_request);
+  auto unknown = client().watch({.resource = kDatabase, .client_id = "not-a-known-identity"});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, token_client::Errc::bad_request) << unknown.error().message;
 }
 
 }  // namespace

@@ -239,5 +239,45 @@ TEST(TokenClientCall, BadSocketPathOrEmptyResourceFailsWithoutConnecting) {
   EXPECT_NE(error.message.find("no resource"), std::string::npos);
 }
 
+TEST(TokenClientWatch, TakesWholeEventsAndDropsKeepAlives) {
+  std::string buffer = ": keep-alive\n\nretry: 1000\nid: 1\nevent: token\ndata: {}\n\nid: 2\nev";
+  EXPECT_EQ(take_sse_event(buffer),
+            std::optional<std::string>("retry: 1000\nid: 1\nevent: token\ndata: {}"));
+  EXPECT_EQ(take_sse_event(buffer), std::nullopt);  // the next one is not complete yet
+  EXPECT_EQ(buffer, "id: 2\nev");
+  buffer += "ent: token\r\ndata: {}\r\n\r\n: keep-alive\n\n";
+  EXPECT_EQ(take_sse_event(buffer), std::optional<std::string>("id: 2\nevent: token\r\ndata: {}"));
+  EXPECT_EQ(take_sse_event(buffer), std::nullopt);
+  EXPECT_TRUE(buffer.empty());
+}
+
+TEST(TokenClientWatch, ParsesATokenEventAndKnowsShutdownAndNonsense) {
+  const auto event = parse_watch_event(
+      "id: 3\nevent: token\ndata: {\"version\":3,\"token_sha256\":\"ab\",\"expires_on\":1800000000,"
+      "\"forced\":true,\"access_token\":\"secret-token\"}",
+      kOptions);
+  ASSERT_TRUE(event) << event.error().message;
+  EXPECT_EQ(event->version, 3U);
+  EXPECT_EQ(event->token_sha256, "ab");
+  EXPECT_EQ(event->expires_on, std::chrono::system_clock::time_point(1'800'000'000s));
+  EXPECT_TRUE(event->forced);
+  EXPECT_EQ(event->access_token, std::optional<std::string>("secret-token"));
+
+  const auto shutdown = parse_watch_event("event: shutdown\ndata: {}", kOptions);
+  ASSERT_FALSE(shutdown);
+  EXPECT_EQ(shutdown.error().code, Errc::broker_unavailable);
+  for (const std::string_view bad :
+       {"event: other\ndata: {}", "event: token\ndata: nope",
+        "event: token\ndata: {\"version\":1,\"expires_on\":1}",
+        "event: token\ndata: {\"version\":1,\"token_sha256\":\"a\",\"expires_on\":-5}",
+        "event: token\ndata: {\"version\":1,\"token_sha256\":\"a\",\"expires_on\":1,"
+        "\"access_token\":7,\"x\":\"secret-token\"}"}) {
+    const auto refused = parse_watch_event(bad, kOptions);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().code, Errc::protocol_error) << bad;
+    EXPECT_EQ(refused.error().message.find("secret-token"), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace token_client

@@ -1,5 +1,6 @@
 #include "todo/connection_pool.hpp"
 
+#include <tb/crypto.hpp>
 #include <tb/log.hpp>
 
 #include <boost/throw_exception.hpp>
@@ -73,7 +74,9 @@ DbResult<ConnectionPool::Lease> ConnectionPool::acquire() {
     while (!idle_.empty()) {
       std::unique_ptr<Slot> slot = std::move(idle_.back());
       idle_.pop_back();
-      if (const char* reason = retire_reason(*slot, clock_->now(), options_)) {
+      const char* reason = replaced(*slot) ? "token replaced by a forced refresh"
+                                           : retire_reason(*slot, clock_->now(), options_);
+      if (reason != nullptr) {
         // Closing talks to the server: not under the lock.
         lock.unlock();
         retire(std::move(slot), reason);
@@ -157,6 +160,7 @@ DbResult<std::unique_ptr<ConnectionPool::Slot>> ConnectionPool::open() {
   nlohmann::json fields = {{"dialect", options_.dialect_name}, {"connection", slot->serial}};
   if (token) {
     slot->token_expires_on = token->expires_on;
+    slot->token_sha256 = tb::hex(tb::sha256(token->value));
     fields["token"] = tb::log::fingerprint(token->value);
     fields["token_expires_on"] = unix_seconds(token->expires_on);
     fields["token_expires_in_s"] =
@@ -167,10 +171,40 @@ DbResult<std::unique_ptr<ConnectionPool::Slot>> ConnectionPool::open() {
 }
 
 void ConnectionPool::release(std::unique_ptr<Slot> slot) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  if (replaced(*slot)) {
+    lock.unlock();
+    retire(std::move(slot), "token replaced by a forced refresh");
+    return;
+  }
   slot->reused = true;
   idle_.push_back(std::move(slot));
   returned_.notify_one();
+}
+
+bool ConnectionPool::replaced(const Slot& slot) const {
+  return slot.serial < replaced_below_ && !slot.token_sha256.empty() &&
+         slot.token_sha256 != current_sha256_;
+}
+
+std::size_t ConnectionPool::token_replaced(const std::string& new_sha256) {
+  std::vector<std::unique_ptr<Slot>> stale;
+  {
+    std::lock_guard lock(mutex_);
+    replaced_below_ = next_serial_;
+    current_sha256_ = new_sha256;
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      if (replaced(**it)) {
+        stale.push_back(std::move(*it));
+        it = idle_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Closing talks to the server: not under the lock.
+  for (auto& slot : stale) retire(std::move(slot), "token replaced by a forced refresh");
+  return stale.size();
 }
 
 void ConnectionPool::retire(std::unique_ptr<Slot> slot, std::string_view reason) {

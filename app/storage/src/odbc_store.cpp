@@ -189,7 +189,8 @@ std::shared_ptr<Clock> system_clock() {
 }
 
 std::unique_ptr<TodoStore> make_odbc_store(StorageConfig config, TokenSource tokens,
-                                           std::shared_ptr<Clock> clock) {
+                                           std::shared_ptr<Clock> clock,
+                                           TokenReplaced* token_replaced) {
   auto settings = validate(config, tokens);
   if (!clock) clock = system_clock();
   tb::log::info("storage configured", {{"dialect", to_string(settings.dialect)},
@@ -207,6 +208,9 @@ std::unique_ptr<TodoStore> make_odbc_store(StorageConfig config, TokenSource tok
   auto pool = std::make_shared<odbc::ConnectionPool>(
       options, [factory](const DbToken* token) { return (*factory)(token); },
       config.auth == Auth::none ? TokenSource() : std::move(tokens), std::move(clock));
+  if (token_replaced != nullptr) {
+    *token_replaced = [pool](const std::string& sha256) { return pool->token_replaced(sha256); };
+  }
   odbc::RetryOptions retry;
   retry.attempts = config.attempts;
   return odbc::make_pooled_store(std::move(pool), std::move(retry));

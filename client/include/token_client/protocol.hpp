@@ -8,6 +8,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,16 @@ struct Answer {
 /// 200 with a valid body -> Token; anything else -> Error (the body of a 200 is never quoted in
 /// a message: it may hold a token).
 Result interpret_answer(const Answer& answer, const Request& request, const Options& options);
+
+/// The next complete Server-Sent Events block at the front of `buffer` (its lines up to an empty
+/// line), taken off it; blocks of comments alone (keep-alives) are dropped. nullopt while no
+/// complete block is there.
+std::optional<std::string> take_sse_event(std::string& buffer);
+
+/// A watch event block: `event: token` → TokenEvent; `event: shutdown` → broker_unavailable (the
+/// broker is stopping: watch again); anything else → protocol_error. Values never go into the
+/// message (the data may hold a token).
+EventResult parse_watch_event(std::string_view block, const Options& options);
 
 /// A request that got no complete HTTP answer (connect, write, read, deadline) -> Error.
 Error transport_error(boost::system::error_code ec, const Options& options);

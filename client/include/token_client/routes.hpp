@@ -12,6 +12,9 @@ inline constexpr std::string_view kToken = "/v1/token";
 /// Forced refresh: POST /v1/token/refresh?resource=…[&token_sha256=<hex SHA-256 of the rejected
 /// token>] fetches a new token from the upstream now (see DESIGN.md, Socket API).
 inline constexpr std::string_view kRefresh = "/v1/token/refresh";
+/// Watch: GET /v1/token/watch?resource=…[&include_token=true] is a Server-Sent Events stream:
+/// the current token's metadata at once, then an event for each new token (see DESIGN.md).
+inline constexpr std::string_view kWatch = "/v1/token/watch";
 /// The IMDS-compatible route (answers in IMDS's shape; needs `Metadata: true`).
 inline constexpr std::string_view kImds = "/metadata/identity/oauth2/token";
 /// App Service's managed-identity route (api-version 2019-08-01), on the drop-in listener.

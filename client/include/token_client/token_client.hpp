@@ -7,6 +7,7 @@
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -101,6 +102,42 @@ struct Refreshed {
 };
 using RefreshResult = boost::system::result<Refreshed, Error>;
 
+/// One event of a watch: the key's token when the watch starts, then each new one.
+struct TokenEvent {
+  std::uint64_t version = 0;  ///< 1, 2, … for the key's tokens, in order
+  std::string token_sha256;   ///< the token's SHA-256, lower-case hex
+  std::chrono::system_clock::time_point expires_on;
+  bool forced = false;  ///< a forced refresh replaced the token before its time
+  /// The token itself, only when the watch asked for it (a secret: never log it).
+  std::optional<std::string> access_token;
+};
+using EventResult = boost::system::result<TokenEvent, Error>;
+
+/// A watch stream (GET /v1/token/watch, Server-Sent Events) on a connection of its own: blocking
+/// reads of its events, no threads. Move-only; the connection closes with it.
+class Watch {
+ public:
+  Watch(Watch&& other) noexcept;
+  Watch& operator=(Watch&& other) noexcept;
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+  ~Watch();
+
+  /// The next event, waiting up to `wait`. Errc::timeout: none came (keep-alives do not count),
+  /// the stream goes on; call again. Any other error ends the stream (the broker stopped or
+  /// dropped it, or it sent something else): watch again, with backoff.
+  EventResult next(std::chrono::milliseconds wait);
+
+ private:
+  friend class Client;
+  Watch(int fd, std::string buffered, std::string socket_path);
+  int fd_ = -1;
+  std::string buffer_;  ///< bytes received and not parsed yet
+  std::string socket_path_;
+  bool ended_ = false;
+};
+using WatchResult = boost::system::result<Watch, Error>;
+
 class Client {
  public:
   explicit Client(Options options = Options::from_environment());
@@ -116,6 +153,12 @@ class Client {
   /// --force-refresh-interval (default 30 s); another gets Errc::rate_limited, unless the broker
   /// already holds a token other than the rejected one, which it then answers.
   RefreshResult refresh(const Request& request, std::string_view rejected_token) const;
+
+  /// Opens a watch of the token for `request`: waits (at most Options::timeout) for the
+  /// broker's first answer, which is the current token's event (or the same errors as
+  /// get_token()); then Watch::next() gives it and each new token's. `include_token`: the events
+  /// carry the token itself.
+  WatchResult watch(const Request& request, bool include_token = false) const;
 
   const Options& options() const noexcept { return options_; }
 

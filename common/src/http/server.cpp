@@ -155,6 +155,8 @@ struct HttpServer<Protocol>::Session {
   /// close_busy() answered the request: the handler's own answer is dropped.
   bool abandoned = false;
   beast::flat_buffer buffer;  ///< bytes received and not parsed yet; allocated on the first read
+  /// The response is a stream (attach_stream): after its head, the stream's bytes until it ends.
+  std::shared_ptr<Stream> stream;
 
   static void expires_after(const std::shared_ptr<Session>& self, Clock::duration timeout) {
     self->deadline = Clock::now() + timeout;
@@ -259,6 +261,36 @@ struct HttpServer<Protocol>::Session {
     }
   }
 
+  /// Writes the stream's bytes as they come, each write within kWriteTimeout, until the stream
+  /// ends (finished: after its last bytes; aborted: at once) or the caller goes away.
+  static asio::awaitable<void> stream_body(std::shared_ptr<Session> self) {
+    const auto stream = self->stream;
+    stream->on_abort([weak = std::weak_ptr<Session>(self)] {
+      if (auto session = weak.lock()) {
+        session->timed_out = true;  // the write in progress, if any, ends; serve() closes
+        beast::error_code ignored;
+        session->socket.cancel(ignored);
+      }
+    });
+    while (!self->timed_out) {
+      self->no_deadline();
+      auto chunk = co_await stream->next();
+      if (!chunk || self->timed_out) break;
+      beast::error_code sync_ec;
+      const std::size_t sent = self->socket.write_some(asio::buffer(*chunk), sync_ec);
+      if (sync_ec && sync_ec != asio::error::would_block && sync_ec != asio::error::try_again) {
+        break;
+      }
+      if (sent < chunk->size()) {
+        expires_after(self, kWriteTimeout);
+        auto [ec, written] =
+            co_await asio::async_write(self->socket, asio::buffer(*chunk) + sent, use_nothrow);
+        if (ec || self->timed_out) break;
+      }
+    }
+    stream->close();
+  }
+
   /// Ends the response stream (the caller reads the end of it), then reads and drops what the
   /// caller still sends, within the linger bounds, so that the close is not a reset.
   static asio::awaitable<void> discard_input(std::shared_ptr<Session> self) {
@@ -326,9 +358,28 @@ void HttpServer<Protocol>::drain(std::function<void()> on_drained) {
   // A connection waiting for a request (or in the middle of one) gets the grace to complete
   // it; one whose handler is working is answered first and decides then (serve()).
   for (const auto& session : sessions_) {
-    if (!session->busy) Session::shorten(session, kDrainIdleGrace);
+    if (session->stream) {
+      session->stream->finish();  // what is queued goes out, then the connection closes
+    } else if (!session->busy) {
+      Session::shorten(session, kDrainIdleGrace);
+    }
   }
   notify_if_drained();
+}
+
+template <class Protocol>
+bool HttpServer<Protocol>::attach_stream(const Request& request, std::shared_ptr<Stream> stream) {
+  for (const auto& session : sessions_) {
+    if (session->handling != &request) continue;
+    session->stream = std::move(stream);
+    if (draining_) session->stream->finish();
+    // The kernel's buffer for this connection, small: with the stream's own bound, it is what
+    // a reader that stops reading can hold (Linux doubles it, and keeps a minimum).
+    beast::error_code ignored;
+    session->socket.set_option(asio::socket_base::send_buffer_size(8 * 1024), ignored);
+    return true;
+  }
+  return false;
 }
 
 template <class Protocol>
@@ -496,6 +547,12 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
                                     "the server failed to answer this request; see its log", 0s});
           }
         }
+        if (session->stream) {
+          // A body until the stream ends: the close delimits it (RFC 9112 section 6.3).
+          response.keep_alive(false);
+          response.erase(beast::http::field::content_length);
+          response.chunked(false);
+        }
         // The request budget bounds what one connection can hold on to; the caller reconnects.
         if (limits_.max_requests_per_connection != 0 &&
             served >= limits_.max_requests_per_connection) {
@@ -537,6 +594,12 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     }
     if (write_ec) {
       linger = false;
+      if (session->stream) session->stream->close();
+      break;
+    }
+    if (session->stream) {
+      session->busy = false;  // drain() finishes the stream rather than waiting for it
+      co_await Session::stream_body(session);
       break;
     }
     if (!response.keep_alive()) {
@@ -547,6 +610,7 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
     }
   }
   session->busy = false;
+  if (session->stream) session->stream->close();  // (a handler that threw, close_busy())
   if (linger && !session->timed_out) co_await Session::discard_input(session);
   session->closed = true;
   beast::error_code ignored;

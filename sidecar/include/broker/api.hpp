@@ -26,6 +26,7 @@ using HttpError = tb::http::Error;
 // The routes, as the client library defines them for every caller (token_client/routes.hpp).
 inline constexpr std::string_view kTokenRoute = token_client::routes::kToken;
 inline constexpr std::string_view kRefreshRoute = token_client::routes::kRefresh;
+inline constexpr std::string_view kWatchRoute = token_client::routes::kWatch;
 inline constexpr std::string_view kImdsRoute = token_client::routes::kImds;
 /// App Service's managed-identity route (api-version 2019-08-01), served on the drop-in listener.
 inline constexpr std::string_view kAppServiceRoute = token_client::routes::kAppService;
@@ -60,10 +61,13 @@ struct TokenQuery {
   Shape shape = Shape::v1;
   /// kRefreshRoute only: the rejected token's SHA-256, 64 lower-case hex digits (empty: not given).
   std::string rejected_sha256;
+  /// kWatchRoute only: the events carry the access token too (include_token=true).
+  bool include_token = false;
 };
 
-/// Validates a GET on kTokenRoute, kImdsRoute or kAppServiceRoute, or a POST on kRefreshRoute
-/// (which also takes `token_sha256`): parameters, the Metadata header
+/// Validates a GET on kTokenRoute, kImdsRoute, kAppServiceRoute or kWatchRoute (which also takes
+/// `include_token=true|false`), or a POST on kRefreshRoute (which also takes `token_sha256`):
+/// parameters, the Metadata header
 /// on the IMDS route, X-IDENTITY-HEADER on the App Service route (missing: 400, wrong: 401, as
 /// App Service answers). Bad input becomes a 400 HttpError whose description says what to fix.
 std::variant<TokenQuery, HttpError> parse_token_request(const Request& request,

@@ -112,6 +112,9 @@ class TokenCache {
   using TokenListener = std::function<void(const TokenKey&, const TokenPtr&)>;
   void on_new_token(TokenListener listener) { listeners_.push_back(std::move(listener)); }
 
+  /// Counts as a use of `key` (a watcher still wants it): --idle-evict does not drop it.
+  void keep(const TokenKey& key);
+
   /// Marks `key` as needed from the start and starts fetching it.
   void prefetch(const TokenKey& key);
 

@@ -69,6 +69,13 @@ struct Config {
   int upstream_concurrency = 4;
   RetryPolicy retry;
   std::chrono::seconds error_ttl{5};
+  /// Watch streams (GET /v1/token/watch) open at once; more get 503. Each is a connection too.
+  std::size_t max_watchers = 1000;
+  /// A keep-alive comment on every watch stream this often.
+  std::chrono::seconds watch_keepalive{15};
+  /// Bytes an event stream may queue for a watcher that does not read, beyond its socket's
+  /// buffer; more and it is dropped.
+  std::size_t watch_buffer = std::size_t{64} * 1024;
   std::chrono::seconds shutdown_grace{10};
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds header_timeout{10};

@@ -33,6 +33,10 @@ class Metrics {
   void forced_refresh(std::string_view outcome) { ++forced_refreshes_[std::string(outcome)]; }
   /// A key dropped by --idle-evict.
   void eviction() { ++evictions_; }
+  /// A watcher (GET /v1/token/watch) came (+1) or went (-1).
+  void watcher(int delta) { watchers_ += delta; }
+  /// A watcher dropped because it stopped reading (its stream's buffer was full).
+  void watcher_dropped() { ++watchers_dropped_; }
   /// A --sink file write: ok or failed.
   void sink_write(bool ok) { ++(ok ? sink_writes_ok_ : sink_writes_failed_); }
   void connection_opened() { ++active_connections_; }
@@ -56,6 +60,8 @@ class Metrics {
   std::uint64_t stale_serves_ = 0;
   std::map<std::string, std::uint64_t> forced_refreshes_;
   std::uint64_t evictions_ = 0;
+  std::int64_t watchers_ = 0;
+  std::uint64_t watchers_dropped_ = 0;
   std::uint64_t sink_writes_ok_ = 0;
   std::uint64_t sink_writes_failed_ = 0;
   std::int64_t active_connections_ = 0;

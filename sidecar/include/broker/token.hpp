@@ -76,8 +76,10 @@ struct Token {
   /// that the time left counted here is the time left a client computes from expires_on.
   SteadyTime expires_at;
   SteadyTime acquired_at;
-  std::string fingerprint;  ///< short SHA-256 prefix: what logs show instead of the token
-  std::string sha256;       ///< the whole SHA-256 in lower-case hex (forced refresh compares it)
+  std::string fingerprint;    ///< short SHA-256 prefix: what logs show instead of the token
+  std::string sha256;         ///< the whole SHA-256 in lower-case hex (forced refresh compares it)
+  std::uint64_t version = 0;  ///< 1 for the key's first token, one more for each after it
+  bool forced = false;        ///< it came from a forced refresh
 };
 
 /// Tokens are shared, never changed: the cache holds one, callers and sinks hold it too.

@@ -80,7 +80,8 @@ class ConnectionPool {
     std::uint64_t serial = 0;
     std::chrono::system_clock::time_point created;
     std::optional<std::chrono::system_clock::time_point> token_expires_on;
-    bool reused = false;  ///< handed out before (a login failure on it may be an expiry)
+    bool reused = false;       ///< handed out before (a login failure on it may be an expiry)
+    std::string token_sha256;  ///< of the token it logged in with (empty: none)
   };
 
   /// Exclusive use of one connection; returns it to the pool when destroyed unless retired.
@@ -115,6 +116,12 @@ class ConnectionPool {
   /// are open and busy - waits up to `acquire_timeout` for one to come back.
   DbResult<Lease> acquire();
 
+  /// The token broker replaced the token early (a forced refresh: the old one was revoked or
+  /// its roles changed) with the token whose SHA-256 is `new_sha256`: connections that logged in
+  /// with another token are closed, the idle ones now, the leased ones when they come back.
+  /// Returns how many were closed now.
+  std::size_t token_replaced(const std::string& new_sha256);
+
   std::size_t open_count() const;  ///< idle + leased
   std::size_t idle_count() const;
 
@@ -124,6 +131,8 @@ class ConnectionPool {
 
  private:
   void release(std::unique_ptr<Slot> slot);
+  /// It logged in with a token that token_replaced() replaced (under the lock).
+  bool replaced(const Slot& slot) const;
   void retire(std::unique_ptr<Slot> slot, std::string_view reason);
   /// A new connection: a token first; when the login is refused (FailureKind::login), one
   /// forced refresh of the token and one more login.
@@ -140,6 +149,10 @@ class ConnectionPool {
   std::deque<std::unique_ptr<Slot>> idle_;  ///< most recently returned at the back
   std::size_t open_ = 0;                    ///< idle + leased + being opened
   std::uint64_t next_serial_ = 1;
+  /// token_replaced(): connections opened before this serial with a token other than
+  /// current_sha256_ are closed.
+  std::uint64_t replaced_below_ = 0;
+  std::string current_sha256_;
 };
 
 struct RetryOptions {

@@ -78,7 +78,14 @@ struct StorageConfig {
 /// store. Does not connect: the first call does, and the schema is created or migrated on the
 /// first successful connection of the process, so the store can be built while the database is
 /// still down.
+/// Told that the token broker replaced the database token early (a forced refresh) with the
+/// token whose SHA-256 is the argument: the pool closes connections that logged in with another
+/// (ConnectionPool::token_replaced); returns how many it closed at once.
+using TokenReplaced = std::function<std::size_t(const std::string& new_sha256)>;
+
+/// `token_replaced`, when not null, is set to the pool's TokenReplaced.
 std::unique_ptr<TodoStore> make_odbc_store(StorageConfig config, TokenSource tokens,
-                                           std::shared_ptr<Clock> clock = system_clock());
+                                           std::shared_ptr<Clock> clock = system_clock(),
+                                           TokenReplaced* token_replaced = nullptr);
 
 }  // namespace todo

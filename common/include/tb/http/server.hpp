@@ -8,6 +8,7 @@
 // The one server core of the HTTP layer: it knows nothing of tokens (DESIGN.md, Layers).
 
 #include "tb/http/message.hpp"
+#include "tb/http/stream.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -86,6 +87,13 @@ class HttpServer {
   /// handler's own answer is dropped when it comes. After this the program may stop its
   /// io_context without leaving a caller unanswered.
   void close_busy(const Error& error);
+  /// Makes the answer to `request` (which a handler of this server is working on) a stream: the
+  /// handler's response is the head (its body, if any, the first bytes), sent with
+  /// `Connection: close` and no Content-Length, and then whatever `stream` is given, until it
+  /// ends or the caller goes away. The connection serves nothing else; its socket's send buffer
+  /// is made small, so that Stream's bound is what a reader that stops reading costs. drain()
+  /// finishes every stream. False when `request` is not one being handled here.
+  bool attach_stream(const Request& request, std::shared_ptr<Stream> stream);
   /// Connections open now (including ones being closed).
   std::size_t connections() const { return open_; }
   /// Connections whose handler is working on a request now.
