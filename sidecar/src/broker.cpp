@@ -152,21 +152,84 @@ struct Broker::Impl {
     return response;
   }
 
-  /// The answer to a token request when it needs no wait: a bad request, or a token held now
-  /// (the common case: no coroutine, nothing suspends). nullopt when the cache must be waited
-  /// for; `query` then holds the request's.
-  std::optional<Response> token_now(const Request& request, std::optional<TokenQuery>& query) {
+  /// The --allow rules' answer for `peer` asking for `key` (nullopt: allowed). Callers of the
+  /// drop-in listener (`peer` null) are not known by uid: the listener's own guards apply.
+  std::optional<Response> policy_refusal(const Request& request, const PeerCredentials* peer,
+                                         const TokenKey& key) {
+    if (peer == nullptr || config.allow_rules.empty()) return std::nullopt;
+    auto why = refusal(config.allow_rules, *peer, key);
+    if (!why) return std::nullopt;
+    metrics.caller_refused("policy");
+    tb::log::warn("caller refused by --allow", {{"pid", peer->pid},
+                                                {"uid", peer->uid},
+                                                {"gid", peer->gid},
+                                                {"resource", key.resource},
+                                                {"identity", to_string(key.identity)}});
+    return make_error(request, HttpError{403, "caller_not_allowed", std::move(*why), 0s});
+  }
+
+  /// --caller-rate: one more upstream-bound request of `peer`'s uid (nullopt: within its rate).
+  std::optional<Response> rate_refusal(const Request& request, const PeerCredentials* peer) {
+    if (peer == nullptr || !limiter.enabled()) return std::nullopt;
+    std::chrono::seconds retry_after{1};
+    if (limiter.take(peer->uid, clock.steady_now(), retry_after)) return std::nullopt;
+    metrics.caller_refused("rate_limited");
+    tb::log::warn("caller rate-limited", {{"pid", peer->pid},
+                                          {"uid", peer->uid},
+                                          {"gid", peer->gid},
+                                          {"caller_rate", config.caller_rate}});
+    return make_error(
+        request,
+        HttpError{429, "caller_rate_limited",
+                  "uid " + std::to_string(peer->uid) + " asked for more than " +
+                      fmt::format("{:g}", config.caller_rate) +
+                      " tokens a second that the broker does not hold (--caller-rate); ask for "
+                      "the same resources again (held tokens are never limited) or retry later",
+                  retry_after});
+  }
+
+  /// --audit-log: one line for a token handed out. Never the token: its fingerprint.
+  void audit(std::string_view route, const PeerCredentials* peer, const TokenKey& key,
+             const Token& token, bool cached) {
+    if (!config.audit_log) return;
+    json fields = {{"route", route},
+                   {"resource", key.resource},
+                   {"identity", to_string(key.identity)},
+                   {"token_sha256", token.fingerprint},
+                   {"cached", cached}};
+    if (peer != nullptr) {
+      fields["pid"] = peer->pid;
+      fields["uid"] = peer->uid;
+      fields["gid"] = peer->gid;
+    } else {
+      fields["caller"] = "drop-in listener (loopback)";
+    }
+    tb::log::info("token handed out", fields);
+  }
+
+  /// The answer to a token request when it needs no wait: a bad request, a refused caller, or a
+  /// token held now (the common case: no coroutine, nothing suspends). nullopt when the cache
+  /// must be waited for; `query` then holds the request's.
+  std::optional<Response> token_now(const Request& request, std::optional<TokenQuery>& query,
+                                    const PeerCredentials* peer) {
     auto parsed = parse_token_request(request, api);
     if (auto* error = std::get_if<HttpError>(&parsed)) return make_error(request, *error);
     query = std::move(std::get<TokenQuery>(parsed));
+    if (auto refused = policy_refusal(request, peer, query->key)) return refused;
     const auto now = clock.steady_now();  // one instant for the check and the answer
     if (auto token = cache.held(query->key, query->min_validity, now)) {
+      audit(target_path(request.target()), peer, query->key, *token, true);
       return make_response(request, http::status::ok, bodies.body(token, *query, now));
     }
     return std::nullopt;
   }
 
-  asio::awaitable<Response> wait_for_token(const Request& request, const TokenQuery& query) {
+  asio::awaitable<Response> wait_for_token(const Request& request, const TokenQuery& query,
+                                           const PeerCredentials* peer) {
+    // A key nobody fetches yet costs an upstream call: that is what --caller-rate limits.
+    if (cache.would_fetch(query.key)) {
+      if (auto refused = rate_refusal(request, peer)) co_return std::move(*refused);
+    }
     const auto start = clock.steady_now();
     auto result = co_await cache.get(query.key, query.min_validity, start + query.wait);
     while (auto* token = std::get_if<TokenPtr>(&result)) {
@@ -174,6 +237,7 @@ struct Broker::Impl {
       // the caller's minimum (a token that crossed it since the cache's check is asked again).
       const auto now = clock.steady_now();
       if (usable(**token, now, query.min_validity)) {
+        audit(target_path(request.target()), peer, query.key, **token, false);
         co_return make_response(request, http::status::ok, bodies.body(*token, query, now));
       }
       result = co_await cache.get(query.key, query.min_validity, start + query.wait);
@@ -193,10 +257,14 @@ struct Broker::Impl {
 
   /// GET kWatchRoute: a Server-Sent Events stream of the key's tokens (watch.hpp). The first
   /// token is waited for as GET /v1/token waits for it, and its errors are that route's.
-  asio::awaitable<Response> watch(const Request& request) {
+  asio::awaitable<Response> watch(const Request& request, const PeerCredentials* peer) {
     auto parsed = parse_token_request(request, api);
     if (auto* error = std::get_if<HttpError>(&parsed)) co_return make_error(request, *error);
     const auto query = std::move(std::get<TokenQuery>(parsed));
+    if (auto refused = policy_refusal(request, peer, query.key)) co_return std::move(*refused);
+    if (cache.would_fetch(query.key)) {
+      if (auto refused = rate_refusal(request, peer)) co_return std::move(*refused);
+    }
     const auto start = clock.steady_now();
     auto result = co_await cache.get(query.key, query.min_validity, start + query.wait);
     if (auto* error = std::get_if<TokenError>(&result)) {
@@ -211,7 +279,9 @@ struct Broker::Impl {
                              5s});
     }
     std::string first;
-    auto stream = watchers.add(query.key, query.include_token, *std::get<TokenPtr>(result), first);
+    const auto& token = *std::get<TokenPtr>(result);
+    if (query.include_token) audit(kWatchRoute, peer, query.key, token, true);
+    auto stream = watchers.add(query.key, query.include_token, token, first);
     auto response = make_response(request, http::status::ok, std::move(first));
     response.set(http::field::content_type, "text/event-stream");
     // NOLINTNEXTLINE(bugprone-unchecked-optional-access): set by listen(); only its routes call
@@ -220,14 +290,17 @@ struct Broker::Impl {
   }
 
   /// POST kRefreshRoute: a forced refresh (TokenCache::refresh).
-  asio::awaitable<Response> forced_refresh(const Request& request) {
+  asio::awaitable<Response> forced_refresh(const Request& request, const PeerCredentials* peer) {
     auto parsed = parse_token_request(request, api);
     if (auto* error = std::get_if<HttpError>(&parsed)) co_return make_error(request, *error);
     const auto query = std::move(std::get<TokenQuery>(parsed));
+    if (auto refused = policy_refusal(request, peer, query.key)) co_return std::move(*refused);
+    if (auto refused = rate_refusal(request, peer)) co_return std::move(*refused);
     const auto start = clock.steady_now();
     auto result = co_await cache.refresh(query.key, query.rejected_sha256, query.min_validity,
                                          start + query.wait);
     if (auto* refreshed = std::get_if<Refreshed>(&result)) {
+      audit(kRefreshRoute, peer, query.key, *refreshed->token, refreshed->shared);
       co_return make_response(
           request, http::status::ok,
           refresh_body(*refreshed->token, query, clock.steady_now(), refreshed->is_new));
@@ -248,18 +321,18 @@ struct Broker::Impl {
     return response;
   }
 
-  asio::awaitable<Response> handle_socket(const Request& request) {
+  asio::awaitable<Response> handle_socket(const Request& request, const PeerCredentials* peer) {
     const auto path = route_of(target_path(request.target()));
     Response response;
     if (path == kRefreshRoute) {
       if (request.method() == http::verb::post) {
-        response = co_await forced_refresh(request);
+        response = co_await forced_refresh(request, peer);
       } else {
         response = post_only(request);
       }
     } else if (path == kWatchRoute) {
       if (request.method() == http::verb::get) {
-        response = co_await watch(request);
+        response = co_await watch(request, peer);
       } else {
         response = method_not_allowed(request);
       }
@@ -267,12 +340,12 @@ struct Broker::Impl {
       // (No co_await inside ?: — GCC 12 miscompiles that.)
       if (request.method() == http::verb::get) {
         std::optional<TokenQuery> query;
-        if (auto now = token_now(request, query)) {
+        if (auto now = token_now(request, query, peer)) {
           response = std::move(*now);
         } else {
           // token_now() sets `query` whenever it answers nothing.
           // NOLINTNEXTLINE(bugprone-unchecked-optional-access)
-          response = co_await wait_for_token(request, *query);
+          response = co_await wait_for_token(request, *query, peer);
         }
       } else {
         response = method_not_allowed(request);
@@ -329,12 +402,12 @@ struct Broker::Impl {
                                                0s});
     } else {
       std::optional<TokenQuery> query;
-      if (auto now = token_now(request, query)) {
+      if (auto now = token_now(request, query, nullptr)) {
         response = std::move(*now);
       } else {
         // token_now() sets `query` whenever it answers nothing.
         // NOLINTNEXTLINE(bugprone-unchecked-optional-access)
-        response = co_await wait_for_token(request, *query);
+        response = co_await wait_for_token(request, *query, nullptr);
       }
     }
     metrics.request(route_label(path), response.result_int());
@@ -356,20 +429,24 @@ struct Broker::Impl {
     }
   }
 
-  std::optional<HttpError> admit(local::socket& socket) {
+  HttpServer<local>::Admitted admit(local::socket& socket) {
     auto peer = peer_credentials(socket.native_handle());
     if (!peer) {
       tb::log::warn("caller refused: its credentials cannot be read");
-      return HttpError{403, "caller_not_allowed", "the broker cannot read the caller's credentials",
-                       0s};
+      metrics.caller_refused("credentials");
+      return {HttpError{403, "caller_not_allowed",
+                        "the broker cannot read the caller's credentials", 0s},
+              {}};
     }
-    if (allowed(*peer, allow)) return std::nullopt;
+    if (allowed(*peer, allow)) return {std::nullopt, *peer};
     tb::log::warn("caller refused", {{"pid", peer->pid}, {"uid", peer->uid}, {"gid", peer->gid}});
-    return HttpError{403, "caller_not_allowed",
-                     "uid " + std::to_string(peer->uid) + " (gid " + std::to_string(peer->gid) +
-                         ") may not ask for tokens; add it to --allow-uids or --allow-gids, or "
-                         "run the caller in the socket's group",
-                     0s};
+    metrics.caller_refused("uid_gid");
+    return {HttpError{403, "caller_not_allowed",
+                      "uid " + std::to_string(peer->uid) + " (gid " + std::to_string(peer->gid) +
+                          ") may not ask for tokens; add it to --allow-uids or --allow-gids, or "
+                          "run the caller in the socket's group",
+                      0s},
+            {}};
   }
 
   void listen() {
@@ -388,9 +465,12 @@ struct Broker::Impl {
         bind_socket(io, config.socket_path, config.socket_mode, config.allow_shared_socket_dir);
     socket_bound = true;
     resolve_allow_list();
-    socket_server.emplace(
-        std::move(acceptor), [this](const Request& r) { return handle_socket(r); },
-        server_options(true), [this](local::socket& socket) { return admit(socket); });
+    socket_server.emplace(std::move(acceptor),
+                          tb::http::CallerHandler([this](const Request& r, const std::any& caller) {
+                            return handle_socket(r, std::any_cast<PeerCredentials>(&caller));
+                          }),
+                          server_options(true),
+                          [this](local::socket& socket) { return admit(socket); });
     if (config.admin_enabled) {
       admin_server.emplace(
           tb::http::listen_tcp(io, "--admin-listen", config.admin_host, config.admin_port),
@@ -502,6 +582,7 @@ struct Broker::Impl {
   std::string drop_in_address;  ///< as bound (the port when 0 was asked for)
   bool socket_bound = false;
   AllowList allow;
+  CallerLimiter limiter{config.caller_rate};
 };
 
 Broker::Broker(Config config) : impl_(std::make_unique<Impl>(std::move(config))) {

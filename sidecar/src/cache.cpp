@@ -139,6 +139,11 @@ TokenPtr TokenCache::held(const TokenKey& key, std::chrono::seconds min_validity
   return entry.token;
 }
 
+bool TokenCache::would_fetch(const TokenKey& key) const {
+  const auto it = entries_.find(key.flat());
+  return it == entries_.end() || it->second->state == Entry::State::idle;
+}
+
 void TokenCache::keep(const TokenKey& key) {
   if (const auto it = entries_.find(key.flat()); it != entries_.end()) {
     it->second->last_used = clock_.steady_now();

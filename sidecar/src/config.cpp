@@ -208,6 +208,44 @@ const std::vector<Flag>& flags() {
        "comes (--prefetch resources never are; default 3600, 0: never).",
        int_range(0, 604'800,  // a week
                  [](Config& c, std::int64_t v) { c.idle_evict = std::chrono::seconds(v); })},
+      {"allow", "uid=N|gid=N;resource=R[;…]",
+       "A rule of who may ask for what on the socket: the caller's uid (or primary gid), "
+       "resource=R (repeatable, * for any) and optionally identity=default|client_id=ID|"
+       "object_id=ID|mi_res_id=ID (repeatable, * for any). With rules, the first naming the "
+       "caller's uid, else its gid, decides, and a caller no rule names is refused (403). "
+       "Repeatable; several rules in one value are separated by spaces. Callers must also pass "
+       "--allow-uids/--allow-gids.",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         std::size_t start = 0;
+         while (start < v.size()) {
+           const auto first = v.find_first_not_of(" \t\n", start);
+           if (first == std::string::npos) break;
+           auto end = v.find_first_of(" \t\n", first);
+           if (end == std::string::npos) end = v.size();
+           auto parsed = parse_allow_rule(std::string_view(v).substr(first, end - first));
+           if (auto* problem = std::get_if<std::string>(&parsed)) {
+             return "rule '" + v.substr(first, end - first) + "' " + *problem;
+           }
+           c.allow_rules.push_back(std::get<AllowRule>(std::move(parsed)));
+           start = end;
+         }
+         return std::nullopt;
+       },
+       "", [](Config& c) { c.allow_rules.clear(); }},
+      {"caller-rate", "N",
+       "Upstream-bound requests (a token not fetched yet, a forced refresh) each uid may make per "
+       "second on the socket, N at once; beyond, 429 caller_rate_limited with Retry-After "
+       "(default 10; 0: no limit). Tokens the broker holds are never limited.",
+       int_range(0, 100'000,
+                 [](Config& c, std::int64_t v) { c.caller_rate = static_cast<double>(v); })},
+      {"audit-log", "true|false",
+       "Log a line for every token handed out: route, caller pid/uid/gid, resource, identity, "
+       "token fingerprint, cached or fresh; never the token (default false).",
+       [](Config& c, const std::string& v) -> std::optional<std::string> {
+         if (v != "true" && v != "false") return "must be true or false, got '" + v + "'";
+         c.audit_log = v == "true";
+         return std::nullopt;
+       }},
       {"max-watchers", "N",
        "Watch streams (GET /v1/token/watch) open at once; more are answered 503 (default 1000; "
        "each is a connection, within --max-connections).",

@@ -79,6 +79,12 @@ std::string Metrics::render(const std::vector<Expiry>& expiries) const {
   header(out, "token_broker_idle_evictions_total", "counter",
          "Tokens dropped because nobody asked for them in --idle-evict.");
   fmt::format_to(it, "token_broker_idle_evictions_total {}\n", evictions_);
+  header(out, "token_broker_callers_refused_total", "counter",
+         "Callers refused on the socket, by reason (uid_gid, credentials, policy, rate_limited).");
+  for (const auto& [reason, count] : callers_refused_) {
+    fmt::format_to(it, "token_broker_callers_refused_total{{reason=\"{}\"}} {}\n", label(reason),
+                   count);
+  }
   header(out, "token_broker_watchers", "gauge", "Open watch streams (GET /v1/token/watch).");
   fmt::format_to(it, "token_broker_watchers {}\n", watchers_);
   header(out, "token_broker_watchers_dropped_total", "counter",

@@ -840,6 +840,28 @@ for (const bin of helms) {
       assert.equal(env(container(podSpec(n).spec, "todo-app"), "TODO_CSRF_SECRET_FILE"), undefined);
     });
 
+    test("per-caller policy: the audit log and the caller rate by default, one --allow per broker.allow rule", async () => {
+      const plain = await helm(bin, templateArgs(null));
+      assert.ok(plain.ok, plain.stderr);
+      const broker = container(podSpec(parseDocs(plain.stdout)).spec, "token-broker");
+      assert.equal(flag(broker, "audit-log"), "true");
+      assert.equal(flag(broker, "caller-rate"), "10");
+      assert.deepEqual(flags(broker, "allow"), []);
+      const rules = await helm(bin, templateArgs(null, [
+        "--set", "broker.allow[0]=uid=65532;resource=https://ossrdbms-aad.database.windows.net",
+        "--set", "broker.allow[1]=gid=65532;resource=*",
+        "--set", "broker.auditLog=false", "--set", "broker.callerRate=0"]));
+      assert.ok(rules.ok, rules.stderr);
+      const ruled = container(podSpec(parseDocs(rules.stdout)).spec, "token-broker");
+      assert.deepEqual(flags(ruled, "allow"),
+        ["uid=65532;resource=https://ossrdbms-aad.database.windows.net", "gid=65532;resource=*"]);
+      assert.equal(flag(ruled, "audit-log"), "false");
+      assert.equal(flag(ruled, "caller-rate"), "0");
+      const bad = await helm(bin, templateArgs(null, ["--set", "broker.allow[0]=user=me"]));
+      assert.ok(!bad.ok, "a rule that is not uid=N|gid=N;resource=… is refused");
+      assert.match(bad.stderr, /allow/);
+    });
+
     test("file sinks: one --sink per broker.sinks entry, the files read-write in the broker and read-only in extraContainers", async () => {
       const out = await helm(bin, templateArgs(join(valuesDir, "file-sinks.yaml")));
       assert.ok(out.ok, out.stderr);

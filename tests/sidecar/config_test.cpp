@@ -491,6 +491,25 @@ TEST(ParseConfigSinks, TwoSinksOnOneFileOrASinkOnTheSocketAreRefused) {
   expect_error_naming({}, "TOKEN_BROKER_SINK", {{"TOKEN_BROKER_SINK", "path=/s/a"}});
 }
 
+TEST(ParseConfigPolicy, AllowRulesAddUpAndABadOneNamesItself) {
+  const auto config =
+      parse_ok({"--allow", "uid=1000;resource=https://a/ gid=50;resource=*", "--allow",
+                "uid=7;resource=https://b/", "--caller-rate", "3", "--audit-log", "true"},
+               {{"TOKEN_BROKER_ALLOW", "uid=1;resource=https://env/"}});
+  ASSERT_EQ(config.allow_rules.size(), 3U);  // the command line replaces the environment's
+  EXPECT_EQ(config.allow_rules[0].uid, 1000U);
+  EXPECT_EQ(config.allow_rules[1].gid, 50U);
+  EXPECT_EQ(config.allow_rules[2].uid, 7U);
+  EXPECT_EQ(config.caller_rate, 3);
+  EXPECT_TRUE(config.audit_log);
+  const auto defaults = parse_ok({});
+  EXPECT_TRUE(defaults.allow_rules.empty());
+  EXPECT_EQ(defaults.caller_rate, 10);
+  EXPECT_FALSE(defaults.audit_log);
+  expect_error_naming({"--allow", "uid=1000;resource=https://a/ uid=x;resource=R"}, "uid=x");
+  expect_error_naming({"--audit-log", "yes"}, "--audit-log");
+}
+
 TEST(ParseConfig, EmptyClientIdMeansTheDefaultIdentity) {
   EXPECT_EQ(parse_ok({"--client-id", ""}).default_identity, Identity{});
 }
@@ -505,6 +524,9 @@ TEST(Usage, MentionsEveryFlagAndItsEnvironmentVariable) {
                                           "prefetch",
                                           "sink",
                                           "max-watchers",
+                                          "allow",
+                                          "caller-rate",
+                                          "audit-log",
                                           "watch-keepalive",
                                           "watch-buffer",
                                           "client-id",

@@ -152,6 +152,11 @@ containers (native sidecars, restartPolicy: Always) or among the regular contain
     - --shutdown-grace={{ .Values.broker.shutdownGrace }}
     - --log-format={{ .Values.broker.logFormat }}
     - --log-level={{ .Values.broker.logLevel }}
+    - --audit-log={{ .Values.broker.auditLog }}
+    - --caller-rate={{ .Values.broker.callerRate }}
+    {{- range .Values.broker.allow }}
+    - --allow={{ . }}
+    {{- end }}
     {{- range .Values.broker.extraArgs }}
     - {{ . | quote }}
     {{- end }}

@@ -324,6 +324,18 @@ std::optional<std::uint64_t> HttpServer<Protocol>::Throttled::leftover() {
 template <class Protocol>
 HttpServer<Protocol>::HttpServer(Acceptor acceptor, Handler handler, ServerOptions options,
                                  Admission admission)
+    : HttpServer(std::move(acceptor), AnyHandler(std::move(handler)), std::move(options),
+                 std::move(admission)) {}
+
+template <class Protocol>
+HttpServer<Protocol>::HttpServer(Acceptor acceptor, CallerHandler handler, ServerOptions options,
+                                 Admission admission)
+    : HttpServer(std::move(acceptor), AnyHandler(std::move(handler)), std::move(options),
+                 std::move(admission)) {}
+
+template <class Protocol>
+HttpServer<Protocol>::HttpServer(Acceptor acceptor, AnyHandler handler, ServerOptions options,
+                                 Admission admission)
     : acceptor_(std::move(acceptor)),
       handler_(std::move(handler)),
       limits_(options.limits),
@@ -474,8 +486,8 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
       session->socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     }
   }
-  const std::optional<Error> refusal =
-      admission_ ? admission_(session->socket) : std::optional<Error>{};
+  Admitted admitted = admission_ ? admission_(session->socket) : Admitted{};
+  const std::optional<Error>& refusal = admitted.refusal;
   auto& buffer = session->buffer;
   std::size_t served = 0;
   bool linger = false;  // the caller may still be sending: drop its input before closing
@@ -537,7 +549,11 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
           // without leaving the session list, which draining walks).
           try {
             session->handling = &parser.get();
-            response = co_await handler_(parser.get());
+            if (auto* plain = std::get_if<Handler>(&handler_)) {
+              response = co_await (*plain)(parser.get());
+            } else {
+              response = co_await std::get<CallerHandler>(handler_)(parser.get(), admitted.caller);
+            }
             session->handling = nullptr;
           } catch (const std::exception& e) {
             session->handling = nullptr;

@@ -112,6 +112,10 @@ class TokenCache {
   using TokenListener = std::function<void(const TokenKey&, const TokenPtr&)>;
   void on_new_token(TokenListener listener) { listeners_.push_back(std::move(listener)); }
 
+  /// A get() of `key` now would start an upstream call of its own: nobody fetches it yet
+  /// (callers who arrive while a call is in flight share it).
+  bool would_fetch(const TokenKey& key) const;
+
   /// Counts as a use of `key` (a watcher still wants it): --idle-evict does not drop it.
   void keep(const TokenKey& key);
 

@@ -2,6 +2,7 @@
 // Command line and environment (TOKEN_BROKER_<FLAG>) → Config. Pure: the environment is passed
 // in, nothing is read or opened here. Flags win over the environment.
 
+#include "broker/policy.hpp"
 #include "broker/retry.hpp"
 #include "broker/sink.hpp"
 #include "broker/source.hpp"
@@ -39,6 +40,14 @@ struct Config {
   /// file's group.
   std::optional<std::vector<unsigned>> allow_uids;
   std::optional<std::vector<unsigned>> allow_gids;
+  /// --allow (repeatable): which uid/gid may ask for which resources and identities; empty: any
+  /// caller the socket admits may ask for anything.
+  std::vector<AllowRule> allow_rules;
+  /// Upstream-bound requests (a key not fetched yet, a forced refresh) per second per uid on the
+  /// socket; beyond, 429. 0: no limit.
+  double caller_rate = 10;
+  /// A log line for every token handed out (who, which, cached or fresh; never the token).
+  bool audit_log = false;
   bool admin_enabled = true;
   std::string admin_host = "0.0.0.0";
   std::uint16_t admin_port = 8081;

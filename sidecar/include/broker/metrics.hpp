@@ -33,6 +33,9 @@ class Metrics {
   void forced_refresh(std::string_view outcome) { ++forced_refreshes_[std::string(outcome)]; }
   /// A key dropped by --idle-evict.
   void eviction() { ++evictions_; }
+  /// A caller refused on the socket: uid_gid (--allow-uids/--allow-gids), credentials (not
+  /// readable), policy (--allow), rate_limited (--caller-rate).
+  void caller_refused(std::string_view reason) { ++callers_refused_[std::string(reason)]; }
   /// A watcher (GET /v1/token/watch) came (+1) or went (-1).
   void watcher(int delta) { watchers_ += delta; }
   /// A watcher dropped because it stopped reading (its stream's buffer was full).
@@ -60,6 +63,7 @@ class Metrics {
   std::uint64_t stale_serves_ = 0;
   std::map<std::string, std::uint64_t> forced_refreshes_;
   std::uint64_t evictions_ = 0;
+  std::map<std::string, std::uint64_t> callers_refused_;
   std::int64_t watchers_ = 0;
   std::uint64_t watchers_dropped_ = 0;
   std::uint64_t sink_writes_ok_ = 0;

@@ -17,6 +17,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -25,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <variant>
 
 namespace tb::http {
 
@@ -48,6 +50,10 @@ struct ServerLimits {
 };
 
 using Handler = std::function<boost::asio::awaitable<Response>(const Request&)>;
+/// A handler that also gets what the server's admission learnt about the connection's caller
+/// (Admitted::caller: its credentials, say), the same for every request on the connection.
+using CallerHandler =
+    std::function<boost::asio::awaitable<Response>(const Request&, const std::any& caller)>;
 /// Renders the server's own errors (431, 413, 400 for unparsable requests, 500 for a handler that
 /// threw, 503 over the connection limit) and admission refusals in the application's shape.
 using ErrorRenderer = std::function<Response(const Request&, const Error&)>;
@@ -66,12 +72,17 @@ template <class Protocol>
 class HttpServer {
  public:
   using Acceptor = typename Protocol::acceptor;
-  /// Decides once per connection whether its caller may be served; a refusal is the answer to
-  /// every request on that connection.
-  using Admission = std::function<std::optional<Error>(typename Protocol::socket&)>;
+  /// What admission decided about a connection.
+  struct Admitted {
+    std::optional<Error> refusal;  ///< the answer to every request on the connection
+    std::any caller;               ///< for a CallerHandler: who is calling
+  };
+  /// Decides once per connection whether its caller may be served, and who it is.
+  using Admission = std::function<Admitted(typename Protocol::socket&)>;
 
   HttpServer(Acceptor acceptor, Handler handler, ServerOptions options,
              Admission admission = nullptr);
+  HttpServer(Acceptor acceptor, CallerHandler handler, ServerOptions options, Admission admission);
 
   /// Starts the accept loop on the acceptor's executor.
   void start();
@@ -105,6 +116,8 @@ class HttpServer {
   static constexpr std::chrono::milliseconds kDrainIdleGrace{1000};
 
  private:
+  using AnyHandler = std::variant<Handler, CallerHandler>;
+  HttpServer(Acceptor acceptor, AnyHandler handler, ServerOptions options, Admission admission);
   struct Session;
   /// A log line for an event that may come in floods: at most one per interval, with how many
   /// times the event happened since the last line.
@@ -126,7 +139,7 @@ class HttpServer {
   Response close_with(const Request& request, const Error& error) const;
 
   Acceptor acceptor_;
-  Handler handler_;
+  AnyHandler handler_;
   ServerLimits limits_;
   ErrorRenderer render_error_;
   ConnectionObserver on_connection_;
