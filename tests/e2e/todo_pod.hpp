@@ -44,7 +44,8 @@ class TodoPod : public integration::BrokerWithEmulator {
                     std::string("client_id=") + kAppClientId + ",object_id=" + kAppObjectId,
                     "--identity", std::string("client_id=") + kStrangerClientId, "--lifetime",
                     std::to_string(lifetime_s), "--public-key-out", dir_.file("emulator-key.pem")});
-    start_broker({"--prefetch", kOssrdbms, "--min-validity", "3"});
+    // The audit log on: every e2e flow's token hand-outs go through the leak check too.
+    start_broker({"--prefetch", kOssrdbms, "--min-validity", "3", "--audit-log", "true"});
     write_verifier_config();
     pg_ = std::make_unique<test_support::PgCluster>(
         dir_.file("pg"),
