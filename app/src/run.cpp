@@ -261,7 +261,8 @@ int run(const AppConfig& config) {
   signals.async_wait(on_signal);
 
   io.run();
-  token_watch.request_stop();  // its next wait ends within half a second
+  // Its next wait ends within half a second (a watch being opened: within --broker-timeout).
+  token_watch.request_stop();
   admin.reset();
   server.reset();  // waits for the workers' requests
   tb::log::info("todo-app stopped");

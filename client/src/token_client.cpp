@@ -227,8 +227,8 @@ Result interpret_answer(const Answer& answer, const Request& request, const Opti
 
   if (status == 429) {
     return make_error(Errc::rate_limited, status,
-                      "token broker refused to force another refresh for " + resource +
-                          " yet: " + what + " (" + retry_hint + ")",
+                      "token broker rate-limited the request for " + resource + ": " + what + " (" +
+                          retry_hint + ")",
                       retry_after);
   }
   if (status == 503) {

@@ -64,7 +64,11 @@ struct Broker::Impl {
               metrics),
         sinks(io.get_executor(), config.sinks, clock, metrics),
         watchers(io.get_executor(), cache, clock, metrics,
-                 WatchOptions{config.watch_keepalive, config.watch_buffer}),
+                 WatchOptions{config.watch_keepalive, config.watch_buffer},
+                 [this](const TokenKey& key, const Token& token,
+                        const std::optional<PeerCredentials>& caller) {
+                   audit(kWatchRoute, caller ? &*caller : nullptr, key, token, false);
+                 }),
         api{config.default_identity, config.min_validity, config.request_timeout},
         limits{config.max_header_bytes, config.header_timeout, config.idle_timeout,
                config.max_connections, config.max_requests_per_connection},
@@ -157,7 +161,7 @@ struct Broker::Impl {
   std::optional<Response> policy_refusal(const Request& request, const PeerCredentials* peer,
                                          const TokenKey& key) {
     if (peer == nullptr || config.allow_rules.empty()) return std::nullopt;
-    auto why = refusal(config.allow_rules, *peer, key);
+    auto why = refusal(config.allow_rules, *peer, key, config.default_identity);
     if (!why) return std::nullopt;
     metrics.caller_refused("policy");
     tb::log::warn("caller refused by --allow", {{"pid", peer->pid},
@@ -281,11 +285,16 @@ struct Broker::Impl {
     std::string first;
     const auto& token = *std::get<TokenPtr>(result);
     if (query.include_token) audit(kWatchRoute, peer, query.key, token, true);
-    auto stream = watchers.add(query.key, query.include_token, token, first);
+    auto stream =
+        watchers.add(query.key, query.include_token, token, first,
+                     peer != nullptr ? std::optional<PeerCredentials>(*peer) : std::nullopt);
     auto response = make_response(request, http::status::ok, std::move(first));
     response.set(http::field::content_type, "text/event-stream");
     // NOLINTNEXTLINE(bugprone-unchecked-optional-access): set by listen(); only its routes call
-    if (!socket_server->attach_stream(request, stream)) stream->abort();
+    if (!socket_server->attach_stream(request, stream)) {
+      stream->abort();
+      stream->close();  // the watcher leaves the list
+    }
     co_return response;
   }
 
@@ -295,7 +304,10 @@ struct Broker::Impl {
     if (auto* error = std::get_if<HttpError>(&parsed)) co_return make_error(request, *error);
     const auto query = std::move(std::get<TokenQuery>(parsed));
     if (auto refused = policy_refusal(request, peer, query.key)) co_return std::move(*refused);
-    if (auto refused = rate_refusal(request, peer)) co_return std::move(*refused);
+    // Callers who share a forced call in flight, or whose token was replaced already, cost none.
+    if (cache.would_force(query.key, query.rejected_sha256)) {
+      if (auto refused = rate_refusal(request, peer)) co_return std::move(*refused);
+    }
     const auto start = clock.steady_now();
     auto result = co_await cache.refresh(query.key, query.rejected_sha256, query.min_validity,
                                          start + query.wait);

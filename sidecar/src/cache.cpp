@@ -106,6 +106,7 @@ struct TokenCache::Entry {
   std::optional<SteadyTime> forced_at;  ///< when the last forced refresh was asked for
   SteadyTime last_used{};               ///< when a caller last asked for it (idle_evict)
   std::uint64_t versions = 0;           ///< tokens installed so far (Token::version)
+  int watchers = 0;                     ///< GET /v1/token/watch streams on it (no idle eviction)
 };
 
 TokenCache::TokenCache(asio::any_io_executor executor, Source& source, const Clock& clock,
@@ -144,9 +145,19 @@ bool TokenCache::would_fetch(const TokenKey& key) const {
   return it == entries_.end() || it->second->state == Entry::State::idle;
 }
 
-void TokenCache::keep(const TokenKey& key) {
+bool TokenCache::would_force(const TokenKey& key, const std::string& rejected_sha256) const {
+  const auto it = entries_.find(key.flat());
+  if (it == entries_.end()) return true;
+  const Entry& entry = *it->second;
+  if (suspect(entry)) return false;  // shared
+  return !(entry.token && !rejected_sha256.empty() && entry.token->sha256 != rejected_sha256);
+}
+
+void TokenCache::watched(const TokenKey& key, int delta) {
   if (const auto it = entries_.find(key.flat()); it != entries_.end()) {
-    it->second->last_used = clock_.steady_now();
+    auto& entry = *it->second;
+    entry.watchers = std::max(0, entry.watchers + delta);
+    entry.last_used = clock_.steady_now();
   }
 }
 
@@ -584,7 +595,8 @@ bool TokenCache::idle(const Entry& entry) const {
   const bool force_limited =
       entry.forced_at && now < *entry.forced_at + options_.force_refresh_interval;
   return options_.idle_evict.count() > 0 && !entry.prefetch && entry.waiters.empty() &&
-         !suspect(entry) && !force_limited && now - entry.last_used >= options_.idle_evict;
+         entry.watchers == 0 && !suspect(entry) && !force_limited &&
+         now - entry.last_used >= options_.idle_evict;
 }
 
 asio::awaitable<void> TokenCache::acquire_slot() {

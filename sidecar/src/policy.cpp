@@ -23,7 +23,8 @@ bool listed(const std::vector<std::string>& list, const std::string& value) {
 }
 
 std::string who(const AllowRule& rule) {
-  return rule.uid ? "uid=" + std::to_string(*rule.uid) : "gid=" + std::to_string(*rule.gid);
+  if (rule.uid) return "uid=" + std::to_string(*rule.uid);
+  return "gid=" + std::to_string(rule.gid.value_or(0));
 }
 
 }  // namespace
@@ -53,7 +54,7 @@ std::variant<AllowRule, std::string> parse_allow_rule(std::string_view text) {
       if (rule.uid || rule.gid) return "names more than one uid or gid; write one rule each";
       const auto id = whole_number(value);
       if (!id) return fmt::format("{} must be a whole number, got '{}'", name, value);
-      (name == "uid" ? rule.uid : rule.gid) = *id;
+      (name == "uid" ? rule.uid : rule.gid) = id;
     } else if (name == "resource") {
       if (value == "*") {
         any_resource = true;
@@ -66,15 +67,15 @@ std::variant<AllowRule, std::string> parse_allow_rule(std::string_view text) {
     } else if (name == "identity") {
       // The forms the broker logs: default, client_id=…, object_id=…, mi_res_id=….
       const auto inner = value.find('=');
+      const auto kind = inner == std::string::npos
+                            ? std::nullopt
+                            : identity_parameter(std::string_view(value).substr(0, inner));
       if (value == "*") {
         any_identity = true;
       } else if (value == "default") {
         rule.identities.push_back(value);
-      } else if (inner != std::string::npos &&
-                 identity_parameter(std::string_view(value).substr(0, inner)) &&
-                 valid_key_text(std::string_view(value).substr(inner + 1))) {
-        const auto kind = *identity_parameter(std::string_view(value).substr(0, inner));
-        rule.identities.push_back(to_string(Identity{kind, value.substr(inner + 1)}));
+      } else if (kind && valid_key_text(std::string_view(value).substr(inner + 1))) {
+        rule.identities.push_back(to_string(Identity{*kind, value.substr(inner + 1)}));
       } else {
         return fmt::format(
             "identity must be default, client_id=ID, object_id=ID, mi_res_id=ID or *, got '{}'",
@@ -94,7 +95,7 @@ std::variant<AllowRule, std::string> parse_allow_rule(std::string_view text) {
 }
 
 std::optional<std::string> refusal(const std::vector<AllowRule>& rules, const PeerCredentials& peer,
-                                   const TokenKey& key) {
+                                   const TokenKey& key, const Identity& default_identity) {
   if (rules.empty()) return std::nullopt;
   const AllowRule* match = nullptr;
   std::size_t index = 0;
@@ -111,7 +112,11 @@ std::optional<std::string> refusal(const std::vector<AllowRule>& rules, const Pe
         peer.uid, peer.gid, peer.uid, key.resource);
   }
   const auto identity = to_string(key.identity);
-  if (listed(match->resources, key.resource) && listed(match->identities, identity)) {
+  const bool as_default = key.identity == default_identity &&
+                          std::find(match->identities.begin(), match->identities.end(),
+                                    "default") != match->identities.end();
+  if (listed(match->resources, key.resource) &&
+      (as_default || listed(match->identities, identity))) {
     return std::nullopt;
   }
   return fmt::format(

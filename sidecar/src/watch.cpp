@@ -40,12 +40,13 @@ std::string watch_event(const TokenKey& key, const Token& token, bool include_to
 }
 
 Watchers::Watchers(asio::any_io_executor executor, TokenCache& cache, const Clock& clock,
-                   Metrics& metrics, WatchOptions options)
+                   Metrics& metrics, WatchOptions options, HandedOut handed_out)
     : executor_(std::move(executor)),
       cache_(cache),
       clock_(clock),
       metrics_(metrics),
       options_(options),
+      handed_out_(std::move(handed_out)),
       tick_(executor_) {}
 
 Watchers::~Watchers() {
@@ -54,23 +55,32 @@ Watchers::~Watchers() {
 }
 
 std::shared_ptr<tb::http::Stream> Watchers::add(const TokenKey& key, bool include_token,
-                                                const Token& current, std::string& first_event) {
+                                                const Token& current, std::string& first_event,
+                                                std::optional<PeerCredentials> caller) {
   auto stream = std::make_shared<tb::http::Stream>(executor_, options_.buffer_bytes);
-  auto it = watchers_.insert(watchers_.end(), Watcher{key, key.flat(), include_token, stream});
+  auto it =
+      watchers_.insert(watchers_.end(), Watcher{key, key.flat(), include_token, stream, caller});
   metrics_.watcher(+1);
+  cache_.watched(key, +1);
   stream->on_end([this, it] {
-    if (it->stream->overflowed()) {
+    cache_.watched(it->key, -1);
+    if (it->stream->dropped()) {
       metrics_.watcher_dropped();
       tb::log::warn("watch stream dropped: its reader stopped reading",
                     {{"resource", it->key.resource},
                      {"identity", to_string(it->key.identity)},
-                     {"buffer_bytes", options_.buffer_bytes}});
+                     {"buffer_bytes", options_.buffer_bytes},
+                     {"why", it->stream->overflowed() ? "backlog over --watch-buffer"
+                                                      : "a write stalled for 10 s"}});
     }
     watchers_.erase(it);
     metrics_.watcher(-1);
   });
   first_event = watch_event(key, current, include_token, clock_.steady_now(), true);
-  if (closed_) stream->finish();
+  if (closed_) {  // shutting down already: the first event, then the end
+    first_event += kShutdown;
+    stream->finish();
+  }
   if (!ticking_) {
     ticking_ = true;
     asio::co_spawn(executor_, keepalive_loop(), asio::detached);
@@ -93,6 +103,9 @@ void Watchers::deliver(const TokenKey& key, const TokenPtr& token) {
     auto& event = watcher.include_token ? with_token : without_token;
     if (event.empty()) event = watch_event(key, *token, watcher.include_token, now);
     push(watcher, event);
+    if (watcher.include_token && handed_out_ && !watcher.stream->ended()) {
+      handed_out_(key, *token, watcher.caller);
+    }
   }
 }
 
@@ -110,14 +123,7 @@ asio::awaitable<void> Watchers::keepalive_loop() {
     tick_.expires_after(options_.keepalive);
     auto [ec] = co_await tick_.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec || closed_) break;
-    std::string last;
-    for (auto& watcher : watchers_) {
-      push(watcher, kKeepalive);
-      if (watcher.flat != last) {
-        cache_.keep(watcher.key);  // a watched key is in use: no idle eviction
-        last = watcher.flat;
-      }
-    }
+    for (auto& watcher : watchers_) push(watcher, kKeepalive);
   }
   ticking_ = false;
 }

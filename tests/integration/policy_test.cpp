@@ -2,6 +2,7 @@
 // gid, --caller-rate on cold keys and forced refreshes, and the --audit-log line of each token
 // handed out (which the leak check reads too).
 #include "fixture.hpp"
+#include "raw_client.hpp"
 #include "tb/log.hpp"
 
 #include <unistd.h>
@@ -110,6 +111,47 @@ TEST_F(BrokerWithEmulator, TheAuditLogNamesEveryTokenHandedOutByFingerprintAndCa
   }
   const auto token = json::parse(first.body())["access_token"].get<std::string>();
   EXPECT_EQ(lines[0]["token_sha256"], tb::log::fingerprint(token));
+}
+
+TEST_F(BrokerWithEmulator, TheAuditLogNamesEveryTokenAWatchCarries) {
+  start_emulator();
+  start_broker({"--audit-log", "true", "--force-refresh-interval", "1"});
+  ASSERT_EQ(get_token().result_int(), 200);
+  Raw watcher(socket_path());
+  ASSERT_TRUE(watcher.send("GET /v1/token/watch?resource=" + std::string(kDatabaseQuery) +
+                           "&include_token=true HTTP/1.1\r\nHost: b\r\n\r\n"));
+  std::string bytes;
+  const auto events = [&] {
+    std::size_t n = 0;
+    for (auto at = bytes.find("event: token"); at != std::string::npos;
+         at = bytes.find("event: token", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  watcher.read_until([&](const std::string&) { return events() >= 1; }, 5s, bytes);
+  ASSERT_EQ(refresh_token().result_int(), 200);
+  watcher.read_until([&](const std::string&) { return events() >= 2; }, 5s, bytes);
+  ASSERT_EQ(events(), 2U) << bytes;
+  for (auto at = bytes.find("\"access_token\":\""); at != std::string::npos;
+       at = bytes.find("\"access_token\":\"", at + 1)) {
+    const auto start = at + 16;
+    remember_token(bytes.substr(start, bytes.find('"', start) - start));
+  }
+  std::vector<json> watched;
+  ASSERT_TRUE(test_support::wait_until(
+      [&] {
+        watched.clear();
+        for (const auto& line : lines_with(broker_log(), "token handed out")) {
+          if (line["route"] == "/v1/token/watch") watched.push_back(line);
+        }
+        return watched.size() >= 2;
+      },
+      3s))
+      << broker_log();
+  EXPECT_EQ(watched[0]["cached"], true);   // the token held when the watch began
+  EXPECT_EQ(watched[1]["cached"], false);  // the one the forced refresh got
+  EXPECT_EQ(watched[1]["uid"], ::getuid());
 }
 
 TEST_F(BrokerWithEmulator, WithoutAuditLogNoTokenHandedOutLineIsWritten) {

@@ -80,6 +80,12 @@ TEST(Refusal, TheCallersUidRuleDecidesElseItsGidRuleElseItIsRefused) {
   const auto stranger = refusal(rules, PeerCredentials{13, 4000, 8}, kSql);
   ASSERT_TRUE(stranger.has_value());
   EXPECT_NE(stranger->find("no --allow rule"), std::string::npos) << *stranger;
+  // `default` is what a request naming no identity gets: the broker's --client-id, if any.
+  const std::vector<AllowRule> defaults = {rule("uid=1;resource=*;identity=default")};
+  const Identity configured{Identity::Kind::client_id, "D"};
+  const TokenKey as_default{configured, "https://database.windows.net/"};
+  EXPECT_EQ(refusal(defaults, PeerCredentials{1, 1, 1}, as_default, configured), std::nullopt);
+  EXPECT_TRUE(refusal(defaults, PeerCredentials{1, 1, 1}, kSqlAsX, configured).has_value());
   // No rules at all: anyone the socket admits.
   EXPECT_EQ(refusal({}, PeerCredentials{13, 4000, 8}, kSql), std::nullopt);
 }

@@ -153,6 +153,7 @@ class PoolTest : public ::testing::Test {
           }
           ++world.opened;
           world.tokens_seen.push_back(token ? token->value : "");
+          if (replace_during_login) std::exchange(replace_during_login, nullptr)();
           return std::unique_ptr<Connection>(std::make_unique<FakeConnection>(world));
         },
         tokens, clock);
@@ -174,6 +175,7 @@ class PoolTest : public ::testing::Test {
   std::optional<DbError> connect_failure;
   std::set<std::string> refused_tokens;  // the database refuses logins with these
   std::optional<StoreError> refresh_failure;
+  std::function<void()> replace_during_login;  // called once, inside the next login
   std::vector<std::chrono::milliseconds> sleeps;
 };
 
@@ -218,6 +220,18 @@ TEST_F(PoolTest, ATokenReplacedByAForcedRefreshClosesTheConnectionsThatLoggedInW
   ASSERT_TRUE(store->ping());
   EXPECT_EQ(world.opened, 3);
   EXPECT_EQ(pool->idle_count(), 1u);
+}
+
+TEST_F(PoolTest, AConnectionLoggingInWhileItsTokenIsReplacedIsClosedWhenItComesBack) {
+  auto pool = make_pool();
+  // The watch thread hears of a forced refresh while this connection logs in with token-1.
+  replace_during_login = [&] { pool->token_replaced(tb::hex(tb::sha256("token-9"))); };
+  {
+    auto lease = pool->acquire();
+    ASSERT_TRUE(lease);
+  }
+  EXPECT_EQ(world.closed, 1);  // it logged in with the replaced token: not kept
+  EXPECT_EQ(pool->open_count(), 0u);
 }
 
 TEST_F(PoolTest, RetiresAConnectionWhoseTokenHasLessThanTheMarginLeft) {

@@ -122,6 +122,12 @@ DbResult<DbToken> ConnectionPool::take_token(const DbToken* rejected) {
 }
 
 DbResult<std::unique_ptr<ConnectionPool::Slot>> ConnectionPool::open() {
+  // Taken before the token is: a token_replaced() during the login below must catch this one.
+  std::uint64_t epoch = 0;
+  {
+    std::lock_guard lock(mutex_);
+    epoch = replace_epoch_;
+  }
   std::optional<DbToken> token;
   if (tokens_) {
     auto fetched = take_token(nullptr);
@@ -153,6 +159,7 @@ DbResult<std::unique_ptr<ConnectionPool::Slot>> ConnectionPool::open() {
   auto slot = std::make_unique<Slot>();
   slot->connection = std::move(*connection);
   slot->created = clock_->now();
+  slot->replace_epoch = epoch;
   {
     std::lock_guard lock(mutex_);
     slot->serial = next_serial_++;
@@ -183,7 +190,7 @@ void ConnectionPool::release(std::unique_ptr<Slot> slot) {
 }
 
 bool ConnectionPool::replaced(const Slot& slot) const {
-  return slot.serial < replaced_below_ && !slot.token_sha256.empty() &&
+  return slot.replace_epoch < replace_epoch_ && !slot.token_sha256.empty() &&
          slot.token_sha256 != current_sha256_;
 }
 
@@ -191,7 +198,7 @@ std::size_t ConnectionPool::token_replaced(const std::string& new_sha256) {
   std::vector<std::unique_ptr<Slot>> stale;
   {
     std::lock_guard lock(mutex_);
-    replaced_below_ = next_serial_;
+    ++replace_epoch_;
     current_sha256_ = new_sha256;
     for (auto it = idle_.begin(); it != idle_.end();) {
       if (replaced(**it)) {

@@ -285,6 +285,8 @@ struct HttpServer<Protocol>::Session {
         expires_after(self, kWriteTimeout);
         auto [ec, written] =
             co_await asio::async_write(self->socket, asio::buffer(*chunk) + sent, use_nothrow);
+        // The watchdog, not an abort: the reader has not taken a byte for kWriteTimeout.
+        if (self->timed_out && !stream->aborted()) stream->stalled();
         if (ec || self->timed_out) break;
       }
     }
@@ -557,6 +559,11 @@ asio::awaitable<void> HttpServer<Protocol>::serve(typename Protocol::socket sock
             session->handling = nullptr;
           } catch (const std::exception& e) {
             session->handling = nullptr;
+            if (session->stream) {  // attached, then the handler failed: no stream after all
+              session->stream->abort();
+              session->stream->close();
+              session->stream.reset();
+            }
             tb::log::error("request handler failed", {{"error", e.what()}});
             response = close_with(
                 parser.get(), Error{500, "internal_error",

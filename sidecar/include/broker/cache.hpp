@@ -115,9 +115,12 @@ class TokenCache {
   /// A get() of `key` now would start an upstream call of its own: nobody fetches it yet
   /// (callers who arrive while a call is in flight share it).
   bool would_fetch(const TokenKey& key) const;
+  /// A refresh(key, rejected_sha256) now would make an upstream call of its own: no forced
+  /// refresh of the key is in flight to share, and the held token is the rejected one.
+  bool would_force(const TokenKey& key, const std::string& rejected_sha256) const;
 
-  /// Counts as a use of `key` (a watcher still wants it): --idle-evict does not drop it.
-  void keep(const TokenKey& key);
+  /// A watcher of `key` came (+1) or went (-1): while it has any, --idle-evict does not drop it.
+  void watched(const TokenKey& key, int delta);
 
   /// Marks `key` as needed from the start and starts fetching it.
   void prefetch(const TokenKey& key);

@@ -31,10 +31,11 @@ struct AllowRule {
 std::variant<AllowRule, std::string> parse_allow_rule(std::string_view text);
 
 /// Whether `peer` may ask for `key` under `rules` (no rules: anyone the socket admits). The first
-/// rule whose uid, else the first whose gid, is the caller's decides. nullopt: allowed; else why
-/// not, naming the rule (or saying that none names the caller).
+/// rule whose uid, else the first whose gid, is the caller's decides. A rule's `default` identity
+/// is `default_identity` (--client-id): what a request naming no identity gets. nullopt:
+/// allowed; else why not, naming the rule (or saying that none names the caller).
 std::optional<std::string> refusal(const std::vector<AllowRule>& rules, const PeerCredentials& peer,
-                                   const TokenKey& key);
+                                   const TokenKey& key, const Identity& default_identity = {});
 
 /// A token bucket per uid: `rate` requests a second, `rate` at once. take() is false (with the
 /// wait until the next one) when the caller's bucket is empty. rate 0: no limit.

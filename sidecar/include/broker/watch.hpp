@@ -5,6 +5,7 @@
 
 #include "broker/cache.hpp"
 #include "broker/metrics.hpp"
+#include "broker/peer.hpp"
 #include "broker/token.hpp"
 #include "tb/http/stream.hpp"
 
@@ -13,8 +14,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace broker {
@@ -32,8 +35,12 @@ std::string watch_event(const TokenKey& key, const Token& token, bool include_to
 
 class Watchers {
  public:
+  /// Told of every token an include_token watcher is sent after its first (the audit log).
+  using HandedOut =
+      std::function<void(const TokenKey&, const Token&, const std::optional<PeerCredentials>&)>;
+
   Watchers(boost::asio::any_io_executor executor, TokenCache& cache, const Clock& clock,
-           Metrics& metrics, WatchOptions options);
+           Metrics& metrics, WatchOptions options, HandedOut handed_out = nullptr);
   ~Watchers();
   Watchers(const Watchers&) = delete;
   Watchers& operator=(const Watchers&) = delete;
@@ -41,7 +48,8 @@ class Watchers {
   /// A new watcher of `key`, whose first event (`current`, rendered into `first_event`) goes out
   /// with the response's head; the stream ends when the connection does.
   std::shared_ptr<tb::http::Stream> add(const TokenKey& key, bool include_token,
-                                        const Token& current, std::string& first_event);
+                                        const Token& current, std::string& first_event,
+                                        std::optional<PeerCredentials> caller = std::nullopt);
   /// `key` has a new token (the cache's listener): each of its watchers gets an event.
   void deliver(const TokenKey& key, const TokenPtr& token);
   /// Shutdown: every watcher gets `event: shutdown`, then its stream ends cleanly.
@@ -54,6 +62,7 @@ class Watchers {
     std::string flat;
     bool include_token = false;
     std::shared_ptr<tb::http::Stream> stream;
+    std::optional<PeerCredentials> caller;
   };
   boost::asio::awaitable<void> keepalive_loop();
   /// Pushes `bytes`; counts a watcher dropped for not reading.
@@ -64,6 +73,7 @@ class Watchers {
   const Clock& clock_;
   Metrics& metrics_;
   WatchOptions options_;
+  HandedOut handed_out_;
   std::list<Watcher> watchers_;
   boost::asio::steady_timer tick_;
   bool ticking_ = false;

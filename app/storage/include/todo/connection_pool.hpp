@@ -82,6 +82,8 @@ class ConnectionPool {
     std::optional<std::chrono::system_clock::time_point> token_expires_on;
     bool reused = false;       ///< handed out before (a login failure on it may be an expiry)
     std::string token_sha256;  ///< of the token it logged in with (empty: none)
+    /// token_replaced() calls before its token was fetched (see replaced()).
+    std::uint64_t replace_epoch = 0;
   };
 
   /// Exclusive use of one connection; returns it to the pool when destroyed unless retired.
@@ -149,9 +151,9 @@ class ConnectionPool {
   std::deque<std::unique_ptr<Slot>> idle_;  ///< most recently returned at the back
   std::size_t open_ = 0;                    ///< idle + leased + being opened
   std::uint64_t next_serial_ = 1;
-  /// token_replaced(): connections opened before this serial with a token other than
-  /// current_sha256_ are closed.
-  std::uint64_t replaced_below_ = 0;
+  /// token_replaced() calls so far: a connection whose token was fetched before the last one,
+  /// and is not current_sha256_, is closed.
+  std::uint64_t replace_epoch_ = 0;
   std::string current_sha256_;
 };
 

@@ -35,6 +35,9 @@ class Stream {
   bool aborted() const { return aborted_; }
   /// It was aborted because more than max_buffered bytes would have waited.
   bool overflowed() const { return overflowed_; }
+  /// The reader stopped reading: its backlog overflowed, or a write to it stalled (the server's
+  /// write timeout).
+  bool dropped() const { return overflowed_ || stalled_; }
   /// Called once, when the server is done with the stream (the connection is closing, for
   /// whatever reason): where the program forgets it.
   void on_end(std::function<void()> callback) { on_end_ = std::move(callback); }
@@ -43,6 +46,11 @@ class Stream {
   /// The bytes queued since the last call, waiting for some; nullopt once the stream has ended
   /// (after the queue is empty, unless aborted).
   boost::asio::awaitable<std::optional<std::string>> next();
+  /// The server's write stalled past its timeout: the stream ends, dropped().
+  void stalled() {
+    stalled_ = true;
+    abort();
+  }
   /// How the server is told to cancel its write when the stream is aborted.
   void on_abort(std::function<void()> callback) { on_abort_ = std::move(callback); }
   /// The server is done: calls on_end once.
@@ -55,6 +63,7 @@ class Stream {
   bool finished_ = false;
   bool aborted_ = false;
   bool overflowed_ = false;
+  bool stalled_ = false;
   bool closed_ = false;
   std::function<void()> on_end_;
   std::function<void()> on_abort_;
