@@ -42,19 +42,28 @@ std::string read_secret(const std::string& path) {
   return secret;
 }
 
-/// Before every new physical database connection: one token from the broker.
-TokenSource broker_tokens(const AppConfig& config) {
+/// The broker client and the request for the database token, as the flags say.
+token_client::Client db_token_client(const AppConfig& config) {
   token_client::Options options;
   options.socket_path = config.broker_socket;
   options.timeout = config.broker_timeout;
+  return token_client::Client(options);
+}
+
+token_client::Request db_token_request(const AppConfig& config) {
   token_client::Request request;
   request.resource = config.db_token_resource;
   request.client_id = config.db_client_id;
   // A connection lives while its token has more than the margin left: ask for a token that
   // leaves at least a little room beyond that (the broker refreshes early when it must).
   request.min_validity = config.db_token_margin + 10s;
-  return [client = token_client::Client(options),
-          request](const DbToken* rejected) -> StoreResult<DbToken> {
+  return request;
+}
+
+/// Before every new physical database connection: one token from the broker.
+TokenSource broker_tokens(const AppConfig& config) {
+  return [client = db_token_client(config),
+          request = db_token_request(config)](const DbToken* rejected) -> StoreResult<DbToken> {
     if (rejected == nullptr) {
       auto token = client.get_token(request);
       if (!token) return StoreError{StoreErrc::unavailable, token.error().message};
@@ -91,13 +100,8 @@ TokenSource broker_tokens(const AppConfig& config) {
 /// broker without the route, or down, is retried with backoff (1 s doubling to 30 s).
 void watch_db_token(const AppConfig& config, const TokenReplaced& token_replaced,
                     const std::stop_token& stop) {
-  token_client::Options options;
-  options.socket_path = config.broker_socket;
-  options.timeout = config.broker_timeout;
-  token_client::Request request;
-  request.resource = config.db_token_resource;
-  request.client_id = config.db_client_id;
-  const token_client::Client client(options);
+  const auto client = db_token_client(config);
+  const auto request = db_token_request(config);
   std::mutex mutex;
   std::condition_variable_any wake;
   auto pause = [&](std::chrono::milliseconds how_long) {
